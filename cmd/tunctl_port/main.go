@@ -1,0 +1,65 @@
+// Command tunctl_port is the privileged half of tunctl: a port program that
+// the Erlang application starts with open_port/2 and {packet, 4} framing. It
+// opens TUN/TAP devices, configures them over rtnetlink and moves packets
+// between them and the BEAM as ETF terms (doc/protocol.md).
+//
+// It is the only program that needs CAP_NET_ADMIN:
+//
+//	setcap cap_net_admin=ep priv/tunctl_port
+//
+// It writes protocol frames to stdout, logs to stderr, and exits when stdin
+// reaches EOF, closing every device it opened.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"runtime"
+
+	"github.com/tunctl/tunctl/device"
+	"github.com/tunctl/tunctl/portproto"
+)
+
+func main() {
+	version := flag.Bool("version", false, "print the protocol version and exit")
+	quiet := flag.Bool("quiet", false, "log nothing to stderr")
+	flag.Parse()
+	if flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: tunctl_port [-version] [-quiet]")
+		os.Exit(1)
+	}
+	if *version {
+		fmt.Println(portproto.Version)
+		return
+	}
+	logger := log.New(os.Stderr, fmt.Sprintf("tunctl_port[%d]: ", os.Getpid()), 0)
+	if *quiet {
+		logger.SetOutput(nopWriter{})
+	}
+	// One thread polls stdin and every device; keep it on one OS thread so
+	// the runtime never hands its P back and forth around the poll(2).
+	runtime.LockOSThread()
+	if err := device.SetNonblock(0); err != nil {
+		logger.Printf("stdin: %v", err)
+		os.Exit(2)
+	}
+	srv := portproto.NewServer(0, 1, open, device.Links{}, logger)
+	if err := srv.Serve(); err != nil {
+		logger.Printf("exiting: %v", err)
+		os.Exit(2)
+	}
+}
+
+func open(name string, flags uint16) (portproto.Device, error) {
+	t, err := device.Open(name, flags)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,178 @@
+%% @private
+%% @doc The wire: the only module that knows how frames to and from
+%% `tunctl_port' look (doc/protocol.md, version 1).
+%%
+%% Frames are `{packet, 4}', one ETF term each. The two data-path frames
+%% have a fixed ("canonical") encoding: `send/2' builds its header by hand
+%% and passes the payload as iodata (no copy), and `decode/1' matches
+%% `{tuntap, Ref, Packet}' with a binary pattern, giving a sub-binary of the
+%% frame (no copy). Everything else goes through `term_to_binary/1' and
+%% `binary_to_term/2' (`safe').
+-module(tunctl_proto).
+
+-export([
+    open/0, open/1,
+    close/1,
+    command/2,
+    call/2,
+    send/2,
+    active/2,
+    decode/1,
+    handshake/1,
+    commands/0,
+    version/0
+]).
+
+-define(VERSION, 1).
+-define(HANDSHAKE_TIMEOUT, 5000).
+
+-type ref() :: 1..16#7fffffff.
+-type limit() :: boolean() | non_neg_integer().
+-type frame() ::
+    {tuntap, ref(), binary()}
+    | {reply, non_neg_integer(), term()}
+    | {tuntap_error, ref(), atom()}
+    | {tunctl_error, term()}
+    | {tunctl_port, term(), term()}.
+
+-export_type([ref/0, limit/0, frame/0]).
+
+%% @doc Protocol version this side speaks.
+-spec version() -> pos_integer().
+version() -> ?VERSION.
+
+%% @doc The commands of `{call, Id, Cmd}' (doc/protocol.md, "Commands"):
+%% the command name and the number of arguments after it.
+-spec commands() -> [{atom(), non_neg_integer()}].
+commands() ->
+    [
+        {open, 3},
+        {close, 1},
+        {read, 2},
+        {addr_add, 4},
+        {addr_del, 3},
+        {link_set, 2},
+        {link_info, 1},
+        {persist, 2},
+        {owner, 2},
+        {group, 2}
+    ].
+
+%%--------------------------------------------------------------------
+%%% Port
+%%--------------------------------------------------------------------
+
+%% @doc Start `tunctl_port' and wait for its handshake.
+%%
+%% The program is the `port_program' environment variable of the `tunctl'
+%% application, else `priv/tunctl_port'.
+-spec open() -> {ok, port(), [atom()]} | {error, term()}.
+open() ->
+    open(program()).
+
+%% @doc Start the port program `Path' and wait for its handshake.
+-spec open(file:filename_all()) -> {ok, port(), [atom()]} | {error, term()}.
+open(Path) ->
+    case filelib:is_regular(Path) of
+        false ->
+            {error, enoent};
+        true ->
+            try
+                erlang:open_port({spawn_executable, Path}, [
+                    {packet, 4}, binary, exit_status, use_stdio, {args, []}
+                ])
+            of
+                Port -> hello(Port)
+            catch
+                error:Reason -> {error, Reason}
+            end
+    end.
+
+%% @doc Close the port (idempotent).
+-spec close(port()) -> ok.
+close(Port) ->
+    _ = (catch erlang:port_close(Port)),
+    receive
+        {'EXIT', Port, _} -> ok
+    after 0 -> ok
+    end.
+
+%% @doc Send one frame.
+-spec command(port(), iodata()) -> true.
+command(Port, Frame) ->
+    erlang:port_command(Port, Frame).
+
+program() ->
+    case application:get_env(tunctl, port_program) of
+        {ok, Path} ->
+            Path;
+        undefined ->
+            case code:priv_dir(tunctl) of
+                {error, bad_name} -> "priv/tunctl_port";
+                Dir -> filename:join(Dir, "tunctl_port")
+            end
+    end.
+
+hello(Port) ->
+    receive
+        {Port, {data, Frame}} ->
+            case handshake(decode(Frame)) of
+                {ok, Caps} ->
+                    {ok, Port, Caps};
+                {error, _} = Error ->
+                    ok = close(Port),
+                    Error
+            end;
+        {Port, {exit_status, Status}} ->
+            ok = close(Port),
+            {error, {tunctl_port_exit, Status}}
+    after ?HANDSHAKE_TIMEOUT ->
+        ok = close(Port),
+        {error, {tunctl_port_handshake, timeout}}
+    end.
+
+%% @doc Check the first frame of the port.
+-spec handshake(frame() | {error, term()}) -> {ok, [atom()]} | {error, term()}.
+handshake({tunctl_port, ?VERSION, Caps}) when is_list(Caps) ->
+    {ok, Caps};
+handshake({tunctl_port, Version, _}) ->
+    {error, {version_mismatch, Version, ?VERSION}};
+handshake({error, _} = Error) ->
+    Error;
+handshake(Frame) ->
+    {error, {tunctl_port_handshake, Frame}}.
+
+%%--------------------------------------------------------------------
+%%% Encode (BEAM -> port)
+%%--------------------------------------------------------------------
+
+%% @doc `{call, Id, Cmd}'.
+-spec call(non_neg_integer(), tuple()) -> binary().
+call(Id, Cmd) when is_integer(Id), Id >= 0, is_tuple(Cmd) ->
+    term_to_binary({call, Id, Cmd}).
+
+%% @doc `{send, Ref, Packet}', canonical encoding; the payload is not copied.
+-spec send(ref(), iodata()) -> iodata().
+send(Ref, Packet) ->
+    Len = iolist_size(Packet),
+    [<<131, 104, 3, 119, 4, "send", 98, Ref:32, 109, Len:32>>, Packet].
+
+%% @doc `{active, Ref, Limit}'.
+-spec active(ref(), limit()) -> binary().
+active(Ref, Limit) when is_boolean(Limit); is_integer(Limit), Limit >= 0 ->
+    term_to_binary({active, Ref, Limit}).
+
+%%--------------------------------------------------------------------
+%%% Decode (port -> BEAM)
+%%--------------------------------------------------------------------
+
+%% @doc Decode a frame. Packets come back as sub-binaries of `Frame'.
+-spec decode(binary()) -> frame() | {error, badetf}.
+decode(<<131, 104, 3, 119, 6, "tuntap", 98, Ref:32/signed, 109, Len:32, Packet:Len/binary>>) ->
+    {tuntap, Ref, Packet};
+decode(Frame) ->
+    try binary_to_term(Frame, [safe]) of
+        Term -> Term
+    catch
+        error:badarg -> {error, badetf}
+    end.

@@ -1,0 +1,414 @@
+package portproto
+
+import (
+	"encoding/binary"
+	"errors"
+	"log"
+	"net"
+	"strings"
+
+	"github.com/tunctl/tunctl/device"
+	"github.com/tunctl/tunctl/etf"
+	"golang.org/x/sys/unix"
+)
+
+// Device is one open TUN/TAP queue, as the serve loop needs it.
+// *device.Tun implements it; tests use a socketpair.
+type Device interface {
+	Fd() int
+	Name() string
+	Flags() uint16
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	SetPersist(on bool) error
+	SetOwner(uid int) error
+	SetGroup(gid int) error
+	Close() error
+}
+
+// Opener opens (creates or attaches to) a device.
+type Opener func(name string, flags uint16) (Device, error)
+
+// Links configures interfaces by name; device.Links implements it.
+type Links interface {
+	AddrAdd(name string, addr net.IP, prefix int, brd, peer net.IP) error
+	AddrDel(name string, addr net.IP, prefix int) error
+	SetUp(name string, up bool) error
+	SetMTU(name string, mtu int) error
+	Info(name string) (device.LinkInfo, error)
+}
+
+const (
+	readBurst = 64           // packets read from one device per poll round
+	inBufSize = 2 * MaxFrame // stdin buffer
+	outFlush  = 1 << 20      // flush stdout once this much is pending
+	outBufCap = outFlush + readBurst*(MaxPacket+4+etf.PacketHeaderLen)
+)
+
+// devState is an open device and its flow-control state.
+type devState struct {
+	Device
+	ref       int32
+	header    []byte // canonical {tuntap, Ref, _} header
+	sent      uint64 // {tuntap, Ref, _} frames sent
+	limit     uint64 // read while sent < limit ...
+	unlimited bool   // ... or always
+	failed    bool   // a read failed: stop polling
+}
+
+func (d *devState) wantsRead() bool { return !d.failed && (d.unlimited || d.sent < d.limit) }
+
+// Server runs the protocol over a pair of descriptors (the port's stdin and
+// stdout). It is single-threaded: Serve must be called once.
+type Server struct {
+	in, out int
+	open    Opener
+	links   Links
+	log     *log.Logger
+
+	devs  map[int32]*devState
+	order []*devState // open devices in poll order
+
+	inbuf      []byte
+	r, w       int
+	skip       int // bytes of an oversized frame still to discard
+	outbuf     []byte
+	rbuf       []byte // scratch for the read command
+	pfds       []unix.PollFd
+	polled     []*devState
+	writeError error
+}
+
+// NewServer returns a server reading requests from in and writing frames to
+// out. in must be non-blocking.
+func NewServer(in, out int, open Opener, links Links, logger *log.Logger) *Server {
+	return &Server{
+		in: in, out: out, open: open, links: links, log: logger,
+		devs:   make(map[int32]*devState),
+		inbuf:  make([]byte, inBufSize),
+		outbuf: make([]byte, 0, outBufCap),
+		rbuf:   make([]byte, MaxPacket),
+	}
+}
+
+// Serve sends the handshake and serves until stdin reaches EOF, then closes
+// every device it opened. It returns an error only when stdout or stdin fail.
+func (s *Server) Serve() error {
+	defer s.closeAll()
+	caps := make([]etf.Term, len(Capabilities))
+	for i, c := range Capabilities {
+		caps[i] = etf.Atom(c)
+	}
+	s.emit(etf.Tuple(etf.Atom("tunctl_port"), Version, etf.List(caps...)))
+	for {
+		if err := s.flush(); err != nil {
+			return err
+		}
+		s.pfds = append(s.pfds[:0], unix.PollFd{Fd: int32(s.in), Events: unix.POLLIN})
+		s.polled = s.polled[:0]
+		for _, d := range s.order {
+			if d.wantsRead() {
+				s.pfds = append(s.pfds, unix.PollFd{Fd: int32(d.Fd()), Events: unix.POLLIN})
+				s.polled = append(s.polled, d)
+			}
+		}
+		if _, err := device.Poll(s.pfds, -1); err != nil {
+			return err
+		}
+		// Devices first: their revents refer to the devices polled, which
+		// input processing below may close.
+		for i, d := range s.polled {
+			if s.pfds[i+1].Revents != 0 && s.devs[d.ref] == d {
+				s.readDevice(d)
+			}
+		}
+		if s.pfds[0].Revents != 0 {
+			eof, err := s.readInput()
+			if err != nil || eof {
+				s.closeAll()
+				if ferr := s.flush(); err == nil {
+					err = ferr
+				}
+				return err
+			}
+		}
+	}
+}
+
+// readDevice reads up to readBurst packets straight into the output buffer,
+// behind their frame headers: no copy, no allocation.
+func (s *Server) readDevice(d *devState) {
+	for i := 0; i < readBurst && d.wantsRead(); i++ {
+		start := len(s.outbuf)
+		s.outbuf = etf.BeginPacketFrame(s.outbuf, d.header)
+		body := len(s.outbuf)
+		n, err := d.Read(s.outbuf[body : body+MaxPacket])
+		if err != nil {
+			s.outbuf = s.outbuf[:start]
+			if err != unix.EAGAIN {
+				d.failed = true
+				s.event("tuntap_error", d.ref, err)
+			}
+			return
+		}
+		s.outbuf = s.outbuf[:body+n]
+		etf.EndPacketFrame(s.outbuf, start)
+		d.sent++
+		if len(s.outbuf) >= outFlush {
+			if s.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// readOne reads a single packet for the read command.
+func (s *Server) readOne(d *devState) ([]byte, error) {
+	n, err := d.Read(s.rbuf)
+	if err != nil {
+		return nil, err
+	}
+	return s.rbuf[:n], nil
+}
+
+// readInput reads what stdin has and handles every complete frame.
+func (s *Server) readInput() (eof bool, err error) {
+	if s.r == s.w {
+		s.r, s.w = 0, 0
+	} else if len(s.inbuf)-s.w < MaxFrame+4 {
+		s.w = copy(s.inbuf, s.inbuf[s.r:s.w])
+		s.r = 0
+	}
+	n, err := device.ReadFd(s.in, s.inbuf[s.w:])
+	switch {
+	case err == unix.EAGAIN:
+		return false, nil
+	case err != nil:
+		return true, err
+	case n == 0:
+		return true, nil
+	}
+	s.w += n
+	for {
+		if s.skip > 0 {
+			k := min(s.skip, s.w-s.r)
+			s.skip -= k
+			s.r += k
+			if s.skip > 0 {
+				return false, nil
+			}
+		}
+		if s.w-s.r < 4 {
+			return false, nil
+		}
+		l := int(binary.BigEndian.Uint32(s.inbuf[s.r:]))
+		if l > MaxFrame {
+			s.r += 4
+			s.skip = l
+			s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("emsgsize")))
+			continue
+		}
+		if s.w-s.r-4 < l {
+			return false, nil
+		}
+		frame := s.inbuf[s.r+4 : s.r+4+l]
+		s.r += 4 + l
+		s.handle(frame)
+	}
+}
+
+// handle dispatches one request frame.
+func (s *Server) handle(frame []byte) {
+	if ref, pkt, isSend := etf.ParseSend(frame); isSend {
+		s.send(ref, pkt)
+		return
+	}
+	t, err := etf.Decode(frame)
+	if err != nil {
+		s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badetf")))
+		return
+	}
+	if tu, isT := etf.TaggedTuple(t, "call", 3); isT {
+		if _, isI := etf.AsInt(tu[1]); isI {
+			s.call(tu[1], tu[2])
+			return
+		}
+	} else if tu, isT := etf.TaggedTuple(t, "send", 3); isT {
+		ref, rerr := argRef(tu[1])
+		pkt, isB := etf.AsBinary(tu[2])
+		if rerr == nil && isB {
+			s.send(ref, pkt)
+			return
+		}
+	} else if tu, isT := etf.TaggedTuple(t, "active", 3); isT {
+		if s.active(tu[1], tu[2]) == nil {
+			return
+		}
+		s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badarg")))
+		return
+	}
+	s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badcmd")))
+}
+
+func (s *Server) call(id, cmd etf.Term) {
+	var name string
+	var args []etf.Term
+	if a, isA := etf.AsAtom(cmd); isA {
+		name = a
+	} else if tu, isT := etf.AsTuple(cmd); isT && len(tu) > 0 {
+		name, _ = etf.AsAtom(tu[0])
+		args = tu[1:]
+	}
+	c, known := commands[name]
+	var res etf.Term
+	var err error
+	switch {
+	case !known:
+		err = ErrBadCmd
+	case len(args) != c.arity:
+		err = ErrBadArg
+	default:
+		res, err = c.run(s, args)
+	}
+	if err != nil {
+		res = etf.Tuple(etf.Atom("error"), reason(err))
+	}
+	s.emit(etf.Tuple(etf.Atom("reply"), id, res))
+}
+
+func (s *Server) send(ref int32, pkt []byte) {
+	d := s.devs[ref]
+	switch {
+	case d == nil:
+		s.event("tuntap_error", ref, unix.EBADF)
+	case len(pkt) > MaxPacket:
+		s.event("tuntap_error", ref, unix.EMSGSIZE)
+	default:
+		if _, err := d.Write(pkt); err != nil {
+			s.event("tuntap_error", ref, err)
+		}
+	}
+}
+
+func (s *Server) active(refT, limitT etf.Term) error {
+	ref, err := argRef(refT)
+	if err != nil {
+		return err
+	}
+	d := s.devs[ref]
+	if d == nil {
+		s.event("tuntap_error", ref, unix.EBADF)
+		return nil
+	}
+	if b, isB := etf.AsBool(limitT); isB {
+		d.unlimited = b
+		if !b {
+			d.limit = d.sent
+		}
+		return nil
+	}
+	n, isI := etf.AsInt(limitT)
+	if !isI || n < 0 {
+		return ErrBadArg
+	}
+	d.unlimited, d.limit = false, uint64(n)
+	return nil
+}
+
+func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error) {
+	if s.devs[ref] != nil {
+		return nil, unix.EEXIST
+	}
+	if len(name) > device.MaxNameLen || strings.IndexByte(name, 0) >= 0 {
+		return nil, unix.EINVAL
+	}
+	dev, err := s.open(name, flags)
+	if err != nil {
+		return nil, err
+	}
+	d := &devState{Device: dev, ref: ref, header: etf.PacketHeader(ref)}
+	s.devs[ref] = d
+	s.order = append(s.order, d)
+	s.log.Printf("opened %s as handle %d (flags %#x)", dev.Name(), ref, dev.Flags())
+	return dev, nil
+}
+
+func (s *Server) argDevice(t etf.Term) (*devState, error) {
+	ref, err := argRef(t)
+	if err != nil {
+		return nil, err
+	}
+	d := s.devs[ref]
+	if d == nil {
+		return nil, unix.EBADF
+	}
+	return d, nil
+}
+
+func (s *Server) closeDevice(d *devState) error {
+	delete(s.devs, d.ref)
+	for i, o := range s.order {
+		if o == d {
+			s.order = append(s.order[:i], s.order[i+1:]...)
+			break
+		}
+	}
+	return d.Close()
+}
+
+func (s *Server) closeAll() {
+	for len(s.order) > 0 {
+		d := s.order[0]
+		if err := s.closeDevice(d); err != nil {
+			s.log.Printf("close %s: %v", d.Name(), err)
+		}
+	}
+}
+
+// event emits {Tag, Ref, Posix}.
+func (s *Server) event(tag string, ref int32, err error) {
+	s.emit(etf.Tuple(etf.Atom(tag), int(ref), reason(err)))
+}
+
+// emit appends one control frame to the output buffer.
+func (s *Server) emit(t etf.Term) {
+	b, err := etf.Encode(t)
+	if err != nil {
+		s.log.Printf("encode %v: %v", t, err)
+		return
+	}
+	s.outbuf = binary.BigEndian.AppendUint32(s.outbuf, uint32(len(b)))
+	s.outbuf = append(s.outbuf, b...)
+}
+
+// flush writes the pending frames to stdout in one write.
+func (s *Server) flush() error {
+	if s.writeError != nil {
+		return s.writeError
+	}
+	if len(s.outbuf) == 0 {
+		return nil
+	}
+	err := device.WriteAll(s.out, s.outbuf)
+	s.outbuf = s.outbuf[:0]
+	s.writeError = err
+	return err
+}
+
+// reason maps an error to the atom sent to Erlang: a posix name such as
+// eperm, or badarg/badcmd/badetf.
+func reason(err error) etf.Term {
+	switch {
+	case errors.Is(err, ErrBadArg):
+		return etf.Atom("badarg")
+	case errors.Is(err, ErrBadCmd):
+		return etf.Atom("badcmd")
+	case errors.Is(err, ErrBadETF):
+		return etf.Atom("badetf")
+	}
+	name := unix.ErrnoName(device.Errno(err))
+	if name == "" {
+		return etf.Atom("eio")
+	}
+	return etf.Atom(strings.ToLower(name))
+}

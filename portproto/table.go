@@ -1,0 +1,310 @@
+package portproto
+
+import (
+	"errors"
+	"net"
+	"sort"
+
+	"github.com/tunctl/tunctl/device"
+	"github.com/tunctl/tunctl/etf"
+	"golang.org/x/sys/unix"
+)
+
+// Version is the protocol version announced in the ready handshake.
+const Version = 1
+
+// Limits on input. A frame over MaxFrame is skipped and reported; a packet
+// over MaxPacket (an IP datagram plus packet-information and virtio-net
+// headers) is refused.
+const (
+	MaxFrame  = 256 << 10
+	MaxPacket = 65535 + 16
+)
+
+// Capabilities announced in the handshake.
+var Capabilities = []string{"tun", "tap", "multi_queue", "vnet_hdr", "netlink"}
+
+// Protocol-level error reasons (posix errnos are sent as their lower-case names).
+var (
+	ErrBadArg = errors.New("badarg")
+	ErrBadCmd = errors.New("badcmd")
+	ErrBadETF = etf.ErrBadETF
+)
+
+// FlagNames maps the option atoms of tuncer:create/2 to IFF_* flags.
+var FlagNames = map[string]uint16{
+	"tun":         device.FlagTUN,
+	"tap":         device.FlagTAP,
+	"no_pi":       device.FlagNoPI,
+	"one_queue":   device.FlagOneQueue,
+	"multi_queue": device.FlagMultiQueue,
+	"vnet_hdr":    device.FlagVnetHdr,
+	"tun_excl":    device.FlagTunExcl,
+}
+
+// A handler runs one command with its arguments (the tuple's elements after
+// the command name) and returns the result term (ok or {ok, X}).
+type handler func(s *Server, args []etf.Term) (etf.Term, error)
+
+type command struct {
+	arity int // number of arguments after the name
+	run   handler
+}
+
+// commands is the protocol table of doc/protocol.md, "Commands".
+var commands = map[string]command{
+	"open":      {3, cmdOpen},
+	"close":     {1, cmdClose},
+	"read":      {2, cmdRead},
+	"addr_add":  {4, cmdAddrAdd},
+	"addr_del":  {3, cmdAddrDel},
+	"link_set":  {2, cmdLinkSet},
+	"link_info": {1, cmdLinkInfo},
+	"persist":   {2, cmdPersist},
+	"owner":     {2, cmdOwner},
+	"group":     {2, cmdGroup},
+}
+
+// Commands lists the command names of the protocol table, sorted.
+func Commands() []string {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var ok = etf.Atom("ok")
+
+func okWith(t etf.Term) etf.Term { return etf.Tuple(ok, t) }
+
+func cmdOpen(s *Server, a []etf.Term) (etf.Term, error) {
+	ref, err := argRef(a[0])
+	if err != nil {
+		return nil, err
+	}
+	name, isBin := etf.AsBinary(a[1])
+	if !isBin {
+		return nil, ErrBadArg
+	}
+	flags, err := argFlags(a[2])
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.openDevice(ref, string(name), flags)
+	if err != nil {
+		return nil, err
+	}
+	return okWith(etf.Tuple([]byte(d.Name()), int(d.Flags()))), nil
+}
+
+func cmdClose(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	return ok, s.closeDevice(d)
+}
+
+func cmdRead(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	size, okInt := etf.AsInt(a[1])
+	if !okInt || size < 0 {
+		return nil, ErrBadArg
+	}
+	pkt, err := s.readOne(d)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(pkt)) > size {
+		pkt = pkt[:size]
+	}
+	return okWith(pkt), nil
+}
+
+func cmdAddrAdd(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	addr, prefix, err := argPrefix(a[1], a[2])
+	if err != nil {
+		return nil, err
+	}
+	opts, okList := etf.AsList(a[3])
+	if !okList {
+		return nil, ErrBadArg
+	}
+	var brd, peer net.IP
+	for _, o := range opts {
+		if t, isT := etf.TaggedTuple(o, "broadcast", 2); isT {
+			if brd, err = argIP(t[1]); err != nil || len(brd) != net.IPv4len {
+				return nil, ErrBadArg
+			}
+		} else if t, isT := etf.TaggedTuple(o, "peer", 2); isT {
+			if peer, err = argIP(t[1]); err != nil {
+				return nil, err
+			}
+		} else {
+			return nil, ErrBadArg
+		}
+	}
+	return ok, s.links.AddrAdd(d.Name(), addr, prefix, brd, peer)
+}
+
+func cmdAddrDel(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	addr, prefix, err := argPrefix(a[1], a[2])
+	if err != nil {
+		return nil, err
+	}
+	return ok, s.links.AddrDel(d.Name(), addr, prefix)
+}
+
+func cmdLinkSet(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	opts, okList := etf.AsList(a[1])
+	if !okList {
+		return nil, ErrBadArg
+	}
+	// Validate everything before changing anything.
+	type step func() error
+	var steps []step
+	for _, o := range opts {
+		if t, isT := etf.TaggedTuple(o, "up", 2); isT {
+			up, isB := etf.AsBool(t[1])
+			if !isB {
+				return nil, ErrBadArg
+			}
+			steps = append(steps, func() error { return s.links.SetUp(d.Name(), up) })
+		} else if t, isT := etf.TaggedTuple(o, "mtu", 2); isT {
+			mtu, isI := etf.AsInt(t[1])
+			if !isI {
+				return nil, ErrBadArg
+			}
+			if mtu <= 0 || mtu > 1<<20 {
+				return nil, unix.EINVAL
+			}
+			steps = append(steps, func() error { return s.links.SetMTU(d.Name(), int(mtu)) })
+		} else {
+			return nil, ErrBadArg
+		}
+	}
+	for _, st := range steps {
+		if err := st(); err != nil {
+			return nil, err
+		}
+	}
+	return ok, nil
+}
+
+func cmdLinkInfo(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	li, err := s.links.Info(d.Name())
+	if err != nil {
+		return nil, err
+	}
+	return okWith(etf.List(
+		etf.Tuple(etf.Atom("name"), []byte(li.Name)),
+		etf.Tuple(etf.Atom("index"), li.Index),
+		etf.Tuple(etf.Atom("mtu"), li.MTU),
+		etf.Tuple(etf.Atom("up"), li.Up),
+	)), nil
+}
+
+func cmdPersist(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	on, isB := etf.AsBool(a[1])
+	if !isB {
+		return nil, ErrBadArg
+	}
+	return ok, d.SetPersist(on)
+}
+
+func cmdOwner(s *Server, a []etf.Term) (etf.Term, error) {
+	return idCommand(s, a, Device.SetOwner)
+}
+
+func cmdGroup(s *Server, a []etf.Term) (etf.Term, error) {
+	return idCommand(s, a, Device.SetGroup)
+}
+
+func idCommand(s *Server, a []etf.Term, set func(Device, int) error) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	id, isI := etf.AsInt(a[1])
+	if !isI || id < -1 || id > 1<<32-1 {
+		return nil, ErrBadArg
+	}
+	return ok, set(d, int(id))
+}
+
+// argRef decodes a device handle: a positive integer below 2^31.
+func argRef(t etf.Term) (int32, error) {
+	v, isI := etf.AsInt(t)
+	if !isI || v <= 0 || v > 1<<31-1 {
+		return 0, ErrBadArg
+	}
+	return int32(v), nil
+}
+
+func argFlags(t etf.Term) (uint16, error) {
+	l, isL := etf.AsList(t)
+	if !isL {
+		return 0, ErrBadArg
+	}
+	var flags uint16
+	for _, f := range l {
+		name, isA := etf.AsAtom(f)
+		bit, known := FlagNames[name]
+		if !isA || !known {
+			return 0, ErrBadArg
+		}
+		flags |= bit
+	}
+	return flags, nil
+}
+
+func argIP(t etf.Term) (net.IP, error) {
+	b, isB := etf.AsBinary(t)
+	if !isB {
+		return nil, ErrBadArg
+	}
+	if len(b) != net.IPv4len && len(b) != net.IPv6len {
+		return nil, unix.EINVAL
+	}
+	return net.IP(append([]byte(nil), b...)), nil
+}
+
+func argPrefix(addrT, prefixT etf.Term) (net.IP, int, error) {
+	addr, err := argIP(addrT)
+	if err != nil {
+		return nil, 0, err
+	}
+	p, isI := etf.AsInt(prefixT)
+	if !isI {
+		return nil, 0, ErrBadArg
+	}
+	if p < 0 || p > int64(8*len(addr)) {
+		return nil, 0, unix.EINVAL
+	}
+	return addr, int(p), nil
+}
