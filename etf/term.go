@@ -140,3 +140,9 @@ func TaggedTuple(t Term, tag string, arity int) ([]Term, bool) {
 	}
 	return tu, true
 }
+
+// TaggedTupleOK reports whether t is {ok, _}.
+func TaggedTupleOK(t Term) bool {
+	_, ok := TaggedTuple(t, "ok", 2)
+	return ok
+}

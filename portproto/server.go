@@ -295,23 +295,23 @@ func (s *Server) active(refT, limitT etf.Term) error {
 	if err != nil {
 		return err
 	}
-	d := s.devs[ref]
-	if d == nil {
-		s.event("tuntap_error", ref, unix.EBADF)
-		return nil
-	}
-	if b, isB := etf.AsBool(limitT); isB {
-		d.unlimited = b
-		if !b {
-			d.limit = d.sent
-		}
-		return nil
-	}
+	unlimited, isB := etf.AsBool(limitT)
 	n, isI := etf.AsInt(limitT)
-	if !isI || n < 0 {
+	if !isB && (!isI || n < 0) {
 		return ErrBadArg
 	}
-	d.unlimited, d.limit = false, uint64(n)
+	d := s.devs[ref]
+	switch {
+	case d == nil:
+		s.event("tuntap_error", ref, unix.EBADF)
+	case isB:
+		d.unlimited = unlimited
+		if !unlimited {
+			d.limit = d.sent
+		}
+	default:
+		d.unlimited, d.limit = false, uint64(n)
+	}
 	return nil
 }
 

@@ -7,7 +7,7 @@
 %% and passes the payload as iodata (no copy), and `decode/1' matches
 %% `{tuntap, Ref, Packet}' with a binary pattern, giving a sub-binary of the
 %% frame (no copy). Everything else goes through `term_to_binary/1' and
-%% `binary_to_term/2' (`safe').
+%% `binary_to_term/1'.
 -module(tunctl_proto).
 
 -export([
@@ -171,7 +171,11 @@ active(Ref, Limit) when is_boolean(Limit); is_integer(Limit), Limit >= 0 ->
 decode(<<131, 104, 3, 119, 6, "tuntap", 98, Ref:32/signed, 109, Len:32, Packet:Len/binary>>) ->
     {tuntap, Ref, Packet};
 decode(Frame) ->
-    try binary_to_term(Frame, [safe]) of
+    % Not `[safe]': `safe' refuses atoms this VM has not seen yet, and the
+    % port sends atoms such as capabilities (`netlink') and errno names
+    % (`enotty') that may be new. The port is our own program and its atoms
+    % are a closed set, so the atom table cannot grow without bound.
+    try binary_to_term(Frame) of
         Term -> Term
     catch
         error:badarg -> {error, badetf}

@@ -12,7 +12,7 @@
 -module(tunctl_registry).
 -behaviour(gen_server).
 
--export([start_link/0, alloc/1, free/1, lookup/1]).
+-export([start_link/0, alloc/1, free/1, lookup/1, handles/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TAB, ?MODULE).
@@ -49,6 +49,15 @@ lookup(Handle) when is_integer(Handle), Handle > 0, Handle =< ?MAX_HANDLE ->
     end;
 lookup(_) ->
     {error, ebadf}.
+
+%% @doc All handles in use, with their device processes.
+-spec handles() -> [{handle(), pid()}].
+handles() ->
+    try
+        ets:select(?TAB, [{{'$1', '$2'}, [{is_integer, '$1'}], [{{'$1', '$2'}}]}])
+    catch
+        error:badarg -> []
+    end.
 
 %%--------------------------------------------------------------------
 %%% Callbacks

@@ -1,0 +1,48 @@
+package portproto
+
+import (
+	"io"
+	"log"
+	"testing"
+
+	"github.com/tunctl/tunctl/etf"
+	"golang.org/x/sys/unix"
+)
+
+// FuzzHandle feeds arbitrary request frames to the dispatcher with one fake
+// device open: nothing may panic, and every frame must produce at most a
+// bounded amount of output.
+func FuzzHandle(f *testing.F) {
+	seeds := []etf.Term{
+		etf.Tuple(etf.Atom("call"), 1, openCmd(2, "x", "tun")),
+		etf.Tuple(etf.Atom("call"), 1, etf.Tuple(etf.Atom("read"), 1, 10)),
+		etf.Tuple(etf.Atom("call"), 1, etf.Tuple(etf.Atom("addr_add"), 1, []byte{1, 2, 3, 4}, 8, etf.List())),
+		etf.Tuple(etf.Atom("call"), 1, etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("mtu"), 1000)))),
+		etf.Tuple(etf.Atom("active"), 1, true),
+		etf.Tuple(etf.Atom("send"), 1, []byte{0x45}),
+	}
+	for _, s := range seeds {
+		b, err := etf.Encode(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add(etf.AppendSendFrame(nil, 1, []byte{0x60}))
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Skip(err)
+		}
+		defer unix.Close(fds[1])
+		open := func(name string, flags uint16) (Device, error) { return nil, unix.EPERM }
+		s := NewServer(-1, -1, open, &fakeLinks{}, log.New(io.Discard, "", 0))
+		s.devs[1] = &devState{Device: &fakeDev{fd: fds[0], name: "f"}, ref: 1, header: etf.PacketHeader(1)}
+		s.order = append(s.order, s.devs[1])
+		s.handle(frame)
+		if len(s.outbuf) > 4*MaxPacket {
+			t.Fatalf("%d bytes of output for one frame", len(s.outbuf))
+		}
+		s.closeAll()
+	})
+}

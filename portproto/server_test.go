@@ -1,0 +1,240 @@
+package portproto
+
+import (
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tunctl/tunctl/etf"
+	"golang.org/x/sys/unix"
+)
+
+func atom(s string) etf.Term { return etf.Atom(s) }
+
+// errorOf returns the reason of {error, Reason}, or "" for any other term.
+func errorOf(t etf.Term) string {
+	if tu, ok := etf.TaggedTuple(t, "error", 2); ok {
+		a, _ := etf.AsAtom(tu[1])
+		return a
+	}
+	return ""
+}
+
+func isOK(t etf.Term) bool { a, ok := etf.AsAtom(t); return ok && a == "ok" }
+
+func openCmd(ref int, name string, flags ...string) etf.Term {
+	fl := make([]etf.Term, len(flags))
+	for i, f := range flags {
+		fl[i] = atom(f)
+	}
+	return etf.Tuple(atom("open"), ref, []byte(name), etf.List(fl...))
+}
+
+func handshake(t *testing.T, h *harness) {
+	tu, ok := etf.TaggedTuple(h.next(), "tunctl_port", 3)
+	require.True(t, ok)
+	v, _ := etf.AsInt(tu[1])
+	assert.EqualValues(t, Version, v)
+}
+
+func TestHandshakeOpenClose(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	res := h.call(openCmd(5, "tap9", "tap", "no_pi"))
+	tu, ok := etf.TaggedTuple(res, "ok", 2)
+	require.True(t, ok, "%v", res)
+	info, _ := etf.AsTuple(tu[1])
+	name, _ := etf.AsBinary(info[0])
+	flags, _ := etf.AsInt(info[1])
+	assert.Equal(t, "tap9", string(name))
+	assert.EqualValues(t, unix.IFF_TAP|unix.IFF_NO_PI, flags)
+
+	assert.Equal(t, "eexist", errorOf(h.call(openCmd(5, "x", "tun"))))
+	assert.Equal(t, "eperm", errorOf(h.call(openCmd(6, "eperm", "tun"))))
+	assert.Equal(t, "einval", errorOf(h.call(openCmd(6, "sixteen-bytes-xx", "tun"))))
+	assert.Equal(t, "badarg", errorOf(h.call(openCmd(6, "x", "tun", "bogus"))))
+	assert.Equal(t, "badarg", errorOf(h.call(openCmd(0, "x", "tun"))))
+
+	assert.True(t, isOK(h.call(etf.Tuple(atom("close"), 5))))
+	assert.Equal(t, "ebadf", errorOf(h.call(etf.Tuple(atom("close"), 5))))
+	// The device's fd is closed: the kernel side sees EOF.
+	n, err := unix.Read(h.dev(0).peer, make([]byte, 10))
+	assert.Equal(t, 0, n)
+	assert.NoError(t, err)
+}
+
+func TestActiveLimitIsExact(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
+	peer := h.dev(0).peer
+	for i := 0; i < 5; i++ {
+		_, err := unix.Write(peer, []byte{byte(i), 0xaa})
+		require.NoError(t, err)
+	}
+	h.quiet(50 * time.Millisecond) // passive at start
+	h.write(etf.Tuple(atom("active"), 1, 3))
+	for i := 0; i < 3; i++ {
+		tu, ok := etf.TaggedTuple(h.next(), "tuntap", 3)
+		require.True(t, ok)
+		pkt, _ := etf.AsBinary(tu[2])
+		assert.Equal(t, []byte{byte(i), 0xaa}, pkt)
+	}
+	h.quiet(50 * time.Millisecond)
+	h.write(etf.Tuple(atom("active"), 1, 4))
+	_, ok := etf.TaggedTuple(h.next(), "tuntap", 3)
+	require.True(t, ok)
+	h.quiet(50 * time.Millisecond)
+	// The fifth packet is still in the "kernel" queue: read takes it.
+	res := h.call(etf.Tuple(atom("read"), 1, 1))
+	tu, ok := etf.TaggedTuple(res, "ok", 2)
+	require.True(t, ok, "%v", res)
+	pkt, _ := etf.AsBinary(tu[1])
+	assert.Equal(t, []byte{4}, pkt, "read truncates to Size")
+	assert.Equal(t, "eagain", errorOf(h.call(etf.Tuple(atom("read"), 1, 100))))
+
+	h.write(etf.Tuple(atom("active"), 1, true))
+	_, err := unix.Write(peer, []byte{9})
+	require.NoError(t, err)
+	_, ok = etf.TaggedTuple(h.next(), "tuntap", 3)
+	require.True(t, ok)
+	h.write(etf.Tuple(atom("active"), 1, false))
+	_, err = unix.Write(peer, []byte{10})
+	require.NoError(t, err)
+	h.quiet(50 * time.Millisecond)
+}
+
+func TestSendPaths(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(2, "", "tun"))))
+	peer := h.dev(0).peer
+	buf := make([]byte, 100)
+
+	h.writeRaw(etf.AppendSendFrame(nil, 2, []byte("fast")))
+	h.write(etf.Tuple(atom("send"), 2, []byte("generic")))
+	for _, want := range []string{"fast", "generic"} {
+		require.NoError(t, waitReadable(peer))
+		n, err := unix.Read(peer, buf)
+		require.NoError(t, err)
+		assert.Equal(t, want, string(buf[:n]))
+	}
+
+	h.writeRaw(etf.AppendSendFrame(nil, 3, []byte("nobody")))
+	tu, ok := etf.TaggedTuple(h.next(), "tuntap_error", 3)
+	require.True(t, ok)
+	reason, _ := etf.AsAtom(tu[2])
+	assert.Equal(t, "ebadf", reason)
+
+	h.writeRaw(etf.AppendSendFrame(nil, 2, make([]byte, MaxPacket+1)))
+	tu, ok = etf.TaggedTuple(h.next(), "tuntap_error", 3)
+	require.True(t, ok)
+	reason, _ = etf.AsAtom(tu[2])
+	assert.Equal(t, "emsgsize", reason)
+}
+
+func waitReadable(fd int) error {
+	_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 1000)
+	return err
+}
+
+func TestMalformedInputKeepsServing(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	tunctlError := func() string {
+		tu, ok := etf.TaggedTuple(h.next(), "tunctl_error", 2)
+		require.True(t, ok)
+		a, _ := etf.AsAtom(tu[1])
+		return a
+	}
+	h.writeRaw([]byte{1, 2, 3})
+	assert.Equal(t, "badetf", tunctlError())
+	h.writeRaw([]byte{131, 104, 3, 100}) // truncated
+	assert.Equal(t, "badetf", tunctlError())
+	h.writeRaw([]byte{})
+	assert.Equal(t, "badetf", tunctlError())
+	h.write(atom("hello"))
+	assert.Equal(t, "badcmd", tunctlError())
+	h.write(etf.Tuple(atom("call"), atom("noid"), atom("x")))
+	assert.Equal(t, "badcmd", tunctlError())
+	h.write(etf.Tuple(atom("active"), 1, -3))
+	assert.Equal(t, "badarg", tunctlError())
+	h.writeRaw(make([]byte, MaxFrame+1))
+	assert.Equal(t, "emsgsize", tunctlError())
+
+	assert.Equal(t, "badcmd", errorOf(h.call(etf.Tuple(atom("frobnicate"), 1))))
+	assert.Equal(t, "badcmd", errorOf(h.call(atom("open"+"x"))))
+	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("open"), 1))))
+	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("read"), 1))))
+	assert.Equal(t, "ebadf", errorOf(h.call(etf.Tuple(atom("read"), 1, 10))))
+	// Still serving.
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
+}
+
+func TestConfigurationCommands(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "cfg0", "tun"))))
+	ip4 := []byte{198, 18, 0, 1}
+	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 24,
+		etf.List(etf.Tuple(atom("broadcast"), []byte{198, 18, 0, 255}))))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 32,
+		etf.List(etf.Tuple(atom("peer"), []byte{198, 18, 0, 2}))))))
+	assert.Equal(t, "einval", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 33, etf.List()))))
+	assert.Equal(t, "einval", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, []byte{1, 2, 3}, 8, etf.List()))))
+	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 24, etf.List(atom("x"))))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_del"), 1, ip4, 24))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), true), etf.Tuple(atom("mtu"), 1400))))))
+	assert.Equal(t, "einval", errorOf(h.call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("mtu"), -1))))))
+	h.links.fail = unix.ENODEV
+	assert.Equal(t, "enodev", errorOf(h.call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), false))))))
+	assert.True(t, etf.TaggedTupleOK(h.call(etf.Tuple(atom("link_info"), 1))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("persist"), 1, true))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("owner"), 1, 1000))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("group"), 1, 1000))))
+	d := h.dev(0)
+	assert.True(t, d.persist)
+	assert.Equal(t, 1000, d.owner)
+	assert.Equal(t, []string{
+		"add cfg0 198.18.0.1/24 brd 198.18.0.255 peer <nil>",
+		"add cfg0 198.18.0.1/32 brd <nil> peer 198.18.0.2",
+		"del cfg0 198.18.0.1", "up cfg0", "mtu cfg0", "down cfg0", "info cfg0",
+	}, h.links.calls)
+}
+
+func TestEOFClosesDevices(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(2, "", "tap"))))
+	h.closeInput()
+	select {
+	case err := <-h.done:
+		assert.NoError(t, err)
+	case <-time.After(time.Second):
+		t.Fatal("server did not stop on EOF")
+	}
+	for i := 0; i < 2; i++ {
+		n, err := unix.Read(h.dev(i).peer, make([]byte, 10))
+		assert.Equal(t, 0, n, "device %d still open", i)
+		assert.NoError(t, err)
+	}
+}
+
+// The protocol table in doc/protocol.md and the Go table name the same commands.
+func TestProtocolDocMatchesTable(t *testing.T) {
+	doc, err := os.ReadFile("../doc/protocol.md")
+	require.NoError(t, err)
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `\\{([a-z_]+),").FindAllSubmatch(doc, -1) {
+		name := string(m[1])
+		if name != "call" && name != "send" && name != "active" && name != "reply" &&
+			name != "tuntap" && name != "tuntap_error" && name != "tunctl_error" && name != "tunctl_port" {
+			documented = append(documented, name)
+		}
+	}
+	assert.ElementsMatch(t, Commands(), documented)
+}

@@ -1,0 +1,6 @@
+// Package test holds integration tests that build the real tunctl_port
+// binary and drive it over its real {packet, 4} framing, creating real
+// TUN/TAP devices. They must run as root inside a private network namespace
+// (make test-go-integration does `unshare --net`); elsewhere they skip, or
+// fail when TUNCTL_REQUIRE_NETNS=1.
+package test
