@@ -329,7 +329,6 @@ func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error
 	d := &devState{Device: dev, ref: ref, header: etf.PacketHeader(ref)}
 	s.devs[ref] = d
 	s.order = append(s.order, d)
-	s.log.Printf("opened %s as handle %d (flags %#x)", dev.Name(), ref, dev.Flags())
 	return dev, nil
 }
 

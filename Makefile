@@ -1,0 +1,81 @@
+# tunctl: build, test, demo. See README.md.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+REBAR3 ?= rebar3
+PORT := priv/tunctl_port
+GOSRC := $(shell find cmd etf portproto device -name '*.go' ! -name '*_test.go') go.mod go.sum
+INNS := scripts/in-netns
+FUZZTIME ?= 10s
+EBIN := erlang/_build/default/lib/tunctl/ebin
+
+.PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
+        test-erlang xref dialyzer ct demo bench setcap clean
+
+all: $(PORT) erlang examples
+
+$(PORT): $(GOSRC)
+	@mkdir -p priv
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $@ ./cmd/tunctl_port
+
+erlang: $(PORT)
+	cd erlang && $(REBAR3) compile
+
+examples: erlang
+	@mkdir -p examples/ebin
+	erlc -o examples/ebin -pa $(EBIN) examples/*.erl
+
+deps:
+	scripts/deps.sh
+
+# Everything, in the order a failure is cheapest to find.
+test: deps
+	$(MAKE) check-format vet test-go fuzz-short $(PORT) test-go-integration test-erlang
+	@echo "make test: all stages passed"
+
+check-format:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+test-go:
+	$(GO) test -count=1 ./etf/... ./portproto/... ./device/... ./cmd/...
+
+test-go-integration:
+	TUNCTL_REQUIRE_NETNS=1 $(INNS) $(GO) test -count=1 -v ./test/... 2>&1 | grep -Ev '^(=== RUN|=== PAUSE|=== CONT)' ; exit $${PIPESTATUS[0]}
+
+fuzz-short:
+	$(GO) test ./etf -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./etf -run '^$$' -fuzz '^FuzzParseSend$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
+
+# make fuzz FUZZTIME=10m
+fuzz: FUZZTIME = 2m
+fuzz: fuzz-short
+
+test-erlang: xref dialyzer ct
+
+xref: $(PORT)
+	cd erlang && $(REBAR3) xref
+
+dialyzer: $(PORT)
+	cd erlang && $(REBAR3) dialyzer
+
+ct: $(PORT) examples
+	cd erlang && TUNCTL_REQUIRE_NETNS=1 ../$(INNS) $(REBAR3) ct --readable=true
+
+demo: deps all
+	$(INNS) scripts/demo.sh
+
+bench: deps all
+	$(INNS) scripts/bench.sh
+
+# File capabilities are lost whenever the binary is rebuilt or copied.
+setcap: $(PORT)
+	setcap cap_net_admin=ep $(PORT)
+	getcap $(PORT)
+
+clean:
+	rm -rf priv/tunctl_port erlang/_build examples/ebin
