@@ -1,6 +1,7 @@
 # tunctl: build, test, demo. See README.md.
 SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
+export CGO_ENABLED := 0
 GO ?= go
 REBAR3 ?= rebar3
 PORT := priv/tunctl_port
@@ -41,7 +42,7 @@ vet:
 	$(GO) vet ./...
 
 test-go:
-	$(GO) test -count=1 ./etf/... ./portproto/... ./device/... ./cmd/...
+	$(GO) test -count=1 ./etf/... ./portproto/... ./device/... ./sandbox/... ./cmd/...
 
 test-go-integration:
 	TUNCTL_REQUIRE_NETNS=1 $(INNS) $(GO) test -count=1 -v ./test/... 2>&1 | grep -Ev '^(=== RUN|=== PAUSE|=== CONT)' ; exit $${PIPESTATUS[0]}

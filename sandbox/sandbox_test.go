@@ -1,0 +1,51 @@
+package sandbox
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The checks run in a child process: Restrict cannot be undone.
+func TestRestrictInChild(t *testing.T) {
+	if os.Getenv("SANDBOX_CHILD") == "1" {
+		child()
+		return
+	}
+	if _, _, e := syscall.AllThreadsSyscall(syscall.SYS_GETPID, 0, 0, 0); e == syscall.ENOTSUP {
+		t.Skip("built with cgo: AllThreadsSyscall unavailable (make test builds with CGO_ENABLED=0)")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRestrictInChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "SANDBOX_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	s := string(out)
+	assert.Contains(t, s, "/bin/true: operation not permitted")
+	assert.Contains(t, s, "NoNewPrivs:\t1")
+	assert.Contains(t, s, "Seccomp:\t2")
+	if os.Geteuid() == 0 {
+		assert.Contains(t, s, "CapEff:\t0000000000001000", "only CAP_NET_ADMIN left")
+		assert.Contains(t, s, "CapBnd:\t0000000000001000")
+	}
+	assert.Contains(t, s, "CapInh:\t0000000000000000")
+}
+
+func child() {
+	if err := Restrict(CapNetAdmin); err != nil {
+		println("restrict failed:", err.Error())
+		os.Exit(1)
+	}
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(l, "Cap") || strings.HasPrefix(l, "NoNewPrivs") || strings.HasPrefix(l, "Seccomp:") {
+			println(l)
+		}
+	}
+	err := exec.Command("/bin/true").Run()
+	println("exec:", err.Error())
+}
