@@ -42,7 +42,7 @@ vet:
 	$(GO) vet ./...
 
 test-go:
-	$(GO) test -count=1 ./etf/... ./portproto/... ./device/... ./sandbox/... ./cmd/...
+	$(GO) test -count=1 ./etf/... ./portproto/... ./device/... ./sandbox/... ./policy/... ./cmd/...
 
 test-go-integration:
 	TUNCTL_REQUIRE_NETNS=1 $(INNS) $(GO) test -count=1 -v ./test/... 2>&1 | grep -Ev '^(=== RUN|=== PAUSE|=== CONT)' ; exit $${PIPESTATUS[0]}
@@ -51,6 +51,7 @@ fuzz-short:
 	$(GO) test ./etf -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./etf -run '^$$' -fuzz '^FuzzParseSend$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 # make fuzz FUZZTIME=10m
 fuzz: FUZZTIME = 2m

@@ -81,14 +81,9 @@ func attach(fd int, name string, flags uint16) (*Tun, error) {
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		return nil, opErr("TUNSETIFF", err)
 	}
-	got, err := unix.NewIfreq("")
-	if err != nil {
-		return nil, opErr("ifreq", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, got); err != nil {
-		return nil, opErr("TUNGETIFF", err)
-	}
-	return &Tun{fd: fd, name: ifr.Name(), flags: got.Uint16()}, nil
+	// Flags are the ones TUNSETIFF accepted: TUNGETIFF is not used, as
+	// some kernels report IFF_NO_PI there whether or not it is in effect.
+	return &Tun{fd: fd, name: ifr.Name(), flags: flags}, nil
 }
 
 // Fd returns the descriptor, for polling.
@@ -97,7 +92,7 @@ func (t *Tun) Fd() int { return t.fd }
 // Name returns the interface name the kernel assigned.
 func (t *Tun) Name() string { return t.name }
 
-// Flags returns the interface flags as TUNGETIFF reported them.
+// Flags returns the IFF_* flags the device was opened with.
 func (t *Tun) Flags() uint16 { return t.flags }
 
 // Read reads one packet. It returns unix.EAGAIN when none is queued.

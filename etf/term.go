@@ -146,3 +146,12 @@ func TaggedTupleOK(t Term) bool {
 	_, ok := TaggedTuple(t, "ok", 2)
 	return ok
 }
+
+// Uint builds an integer term from a counter, as a small integer when it
+// fits and a bignum otherwise.
+func Uint(v uint64) Term {
+	if v <= 1<<31-1 {
+		return int(v)
+	}
+	return new(big.Int).SetUint64(v)
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tunctl/tunctl/device"
 	"github.com/tunctl/tunctl/etf"
+	"github.com/tunctl/tunctl/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,6 +68,7 @@ func (l *fakeLinks) SetUp(name string, up bool) error {
 	}
 	return l.record("down " + name)
 }
+func (l *fakeLinks) Count(prefix string) (int, error)  { return 1, l.record("count " + prefix) }
 func (l *fakeLinks) SetMTU(name string, mtu int) error { return l.record("mtu " + name) }
 func (l *fakeLinks) Info(name string) (device.LinkInfo, error) {
 	return device.LinkInfo{Name: name, Index: 3, MTU: 1500, Up: true}, l.record("info " + name)
@@ -83,16 +85,19 @@ type harness struct {
 	devs   []*fakeDev
 	done   chan error
 	nextID int
+	policy *policy.Policy
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+func newHarnessWith(t *testing.T, pol *policy.Policy) *harness {
 	t.Helper()
 	var in, out [2]int
 	require.NoError(t, unix.Pipe2(in[:], unix.O_CLOEXEC))
 	require.NoError(t, unix.Pipe2(out[:], unix.O_CLOEXEC))
 	require.NoError(t, unix.SetNonblock(in[0], true))
 	h := &harness{t: t, toSrv: in[1], frames: make(chan etf.Term, 1024), raw: make(chan []byte, 1024),
-		links: &fakeLinks{}, done: make(chan error, 1)}
+		links: &fakeLinks{}, done: make(chan error, 1), policy: pol}
 	open := func(name string, flags uint16) (Device, error) {
 		if name == "eperm" {
 			return nil, unix.EPERM
@@ -110,7 +115,7 @@ func newHarness(t *testing.T) *harness {
 		h.mu.Unlock()
 		return d, nil
 	}
-	srv := NewServer(in[0], out[1], open, h.links, log.New(io.Discard, "", 0))
+	srv := NewServer(in[0], out[1], Env{Open: open, Links: h.links, Policy: h.policy, Log: log.New(io.Discard, "", 0)})
 	go func() {
 		err := srv.Serve()
 		unix.Close(in[0])

@@ -36,7 +36,7 @@ func FuzzHandle(f *testing.F) {
 		}
 		defer unix.Close(fds[1])
 		open := func(name string, flags uint16) (Device, error) { return nil, unix.EPERM }
-		s := NewServer(-1, -1, open, &fakeLinks{}, log.New(io.Discard, "", 0))
+		s := NewServer(-1, -1, Env{Open: open, Links: &fakeLinks{}, Log: log.New(io.Discard, "", 0)})
 		s.devs[1] = &devState{Device: &fakeDev{fd: fds[0], name: "f"}, ref: 1, header: etf.PacketHeader(1)}
 		s.order = append(s.order, s.devs[1])
 		s.handle(frame)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tunctl/tunctl/device"
 	"github.com/tunctl/tunctl/etf"
+	"github.com/tunctl/tunctl/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,6 +37,16 @@ type Links interface {
 	SetUp(name string, up bool) error
 	SetMTU(name string, mtu int) error
 	Info(name string) (device.LinkInfo, error)
+	Count(prefix string) (int, error)
+}
+
+// Env is what a Server needs from the outside world.
+type Env struct {
+	Open   Opener
+	Links  Links
+	Netns  func(path string) error // enter a network namespace; nil: refused with EPERM
+	Policy *policy.Policy          // nil: everything allowed
+	Log    *log.Logger
 }
 
 const (
@@ -54,6 +65,8 @@ type devState struct {
 	limit     uint64 // read while sent < limit ...
 	unlimited bool   // ... or always
 	failed    bool   // a read failed: stop polling
+	filter    *Filter
+	stats     Stats
 }
 
 func (d *devState) wantsRead() bool { return !d.failed && (d.unlimited || d.sent < d.limit) }
@@ -64,6 +77,8 @@ type Server struct {
 	in, out int
 	open    Opener
 	links   Links
+	netns   func(string) error
+	policy  *policy.Policy
 	log     *log.Logger
 
 	devs  map[int32]*devState
@@ -81,9 +96,10 @@ type Server struct {
 
 // NewServer returns a server reading requests from in and writing frames to
 // out. in must be non-blocking.
-func NewServer(in, out int, open Opener, links Links, logger *log.Logger) *Server {
+func NewServer(in, out int, env Env) *Server {
 	return &Server{
-		in: in, out: out, open: open, links: links, log: logger,
+		in: in, out: out, open: env.Open, links: env.Links, netns: env.Netns,
+		policy: env.Policy, log: env.Log,
 		devs:   make(map[int32]*devState),
 		inbuf:  make([]byte, inBufSize),
 		outbuf: make([]byte, 0, outBufCap),
@@ -147,13 +163,22 @@ func (s *Server) readDevice(d *devState) {
 			s.outbuf = s.outbuf[:start]
 			if err != unix.EAGAIN {
 				d.failed = true
+				d.stats.RxErrors++
 				s.event("tuntap_error", d.ref, err)
 			}
 			return
 		}
+		if !d.filter.Allows(s.outbuf[body : body+n]) {
+			s.outbuf = s.outbuf[:start]
+			d.stats.Filtered++
+			i--
+			continue
+		}
 		s.outbuf = s.outbuf[:body+n]
 		etf.EndPacketFrame(s.outbuf, start)
 		d.sent++
+		d.stats.RxPackets++
+		d.stats.RxBytes += uint64(n)
 		if len(s.outbuf) >= outFlush {
 			if s.flush() != nil {
 				return
@@ -282,11 +307,16 @@ func (s *Server) send(ref int32, pkt []byte) {
 	case d == nil:
 		s.event("tuntap_error", ref, unix.EBADF)
 	case len(pkt) > MaxPacket:
+		d.stats.TxErrors++
 		s.event("tuntap_error", ref, unix.EMSGSIZE)
 	default:
 		if _, err := d.Write(pkt); err != nil {
+			d.stats.TxErrors++
 			s.event("tuntap_error", ref, err)
+			return
 		}
+		d.stats.TxPackets++
+		d.stats.TxBytes += uint64(len(pkt))
 	}
 }
 
@@ -319,8 +349,15 @@ func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error
 	if s.devs[ref] != nil {
 		return nil, unix.EEXIST
 	}
-	if len(name) > device.MaxNameLen || strings.IndexByte(name, 0) >= 0 {
+	if len(name) > device.MaxNameLen || strings.IndexByte(name, 0) >= 0 || strings.IndexByte(name, '%') >= 0 {
 		return nil, unix.EINVAL
+	}
+	name, err := s.policy.DeviceName(name)
+	if err == nil {
+		err = s.policy.CheckCount(s.links.Count)
+	}
+	if err != nil {
+		return nil, s.denied(err)
 	}
 	dev, err := s.open(name, flags)
 	if err != nil {
@@ -362,6 +399,15 @@ func (s *Server) closeAll() {
 			s.log.Printf("close %s: %v", d.Name(), err)
 		}
 	}
+}
+
+// denied logs a policy violation and turns it into EACCES.
+func (s *Server) denied(err error) error {
+	if errors.Is(err, policy.ErrDenied) {
+		s.log.Printf("refused: %v", err)
+		return unix.EACCES
+	}
+	return err
 }
 
 // event emits {Tag, Ref, Posix}.

@@ -3,12 +3,14 @@ package portproto
 import (
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tunctl/tunctl/etf"
+	"github.com/tunctl/tunctl/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -102,6 +104,9 @@ func TestActiveLimitIsExact(t *testing.T) {
 	_, ok = etf.TaggedTuple(h.next(), "tuntap", 3)
 	require.True(t, ok)
 	h.write(etf.Tuple(atom("active"), 1, false))
+	// A reply proves the port processed the frames before it (FIFO).
+	res = h.call(etf.Tuple(atom("stats"), 1))
+	require.True(t, etf.TaggedTupleOK(res))
 	_, err = unix.Write(peer, []byte{10})
 	require.NoError(t, err)
 	h.quiet(50 * time.Millisecond)
@@ -237,4 +242,69 @@ func TestProtocolDocMatchesTable(t *testing.T) {
 		}
 	}
 	assert.ElementsMatch(t, Commands(), documented)
+}
+
+func TestStatsAndFilter(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun", "no_pi"))))
+	peer := h.dev(0).peer
+	udp4 := make([]byte, 28)
+	udp4[0], udp4[9] = 0x45, unix.IPPROTO_UDP
+	tcp6 := make([]byte, 60)
+	tcp6[0], tcp6[6] = 0x60, unix.IPPROTO_TCP
+	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("smtp"))))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"), etf.Tuple(atom("ethertype"), 0x0806))))))
+	h.write(etf.Tuple(atom("active"), 1, true))
+	for _, p := range [][]byte{tcp6, udp4, tcp6} {
+		_, err := unix.Write(peer, p)
+		require.NoError(t, err)
+	}
+	tu, ok := etf.TaggedTuple(h.next(), "tuntap", 3)
+	require.True(t, ok)
+	pkt, _ := etf.AsBinary(tu[2])
+	assert.Equal(t, udp4, pkt)
+	h.writeRaw(etf.AppendSendFrame(nil, 1, []byte{0x45, 1, 2}))
+	time.Sleep(50 * time.Millisecond)
+	res := h.call(etf.Tuple(atom("stats"), 1))
+	tu, ok = etf.TaggedTuple(res, "ok", 2)
+	require.True(t, ok)
+	got := map[string]int64{}
+	kvs, _ := etf.AsList(tu[1])
+	for _, kv := range kvs {
+		p, _ := etf.AsTuple(kv)
+		k, _ := etf.AsAtom(p[0])
+		v, _ := etf.AsInt(p[1])
+		got[k] = v
+	}
+	assert.Equal(t, map[string]int64{"rx_packets": 1, "rx_bytes": 28, "tx_packets": 1, "tx_bytes": 3,
+		"filtered": 2, "rx_errors": 0, "tx_errors": 0}, got)
+}
+
+func TestPolicyRefusals(t *testing.T) {
+	pol, err := policy.Parse(strings.NewReader("name_prefix app-\nmax_devices 4\nallow_address 198.18.0.0/15\n"))
+	require.NoError(t, err)
+	h := newHarnessWith(t, pol)
+	handshake(t, h)
+	assert.Equal(t, "eacces", errorOf(h.call(openCmd(1, "eth0", "tun"))))
+	res := h.call(openCmd(1, "", "tun"))
+	tu, ok := etf.TaggedTuple(res, "ok", 2)
+	require.True(t, ok, "%v", res)
+	info, _ := etf.AsTuple(tu[1])
+	name, _ := etf.AsBinary(info[0])
+	assert.Equal(t, "app-%d", string(name), "the kernel would fill in the number")
+	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, []byte{10, 0, 0, 1}, 8, etf.List()))))
+	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_add"), 1, []byte{198, 18, 0, 1}, 24, etf.List()))))
+	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("persist"), 1, true))))
+	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("owner"), 1, 0))))
+	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/1/ns/net")))))
+	assert.Equal(t, "einval", errorOf(h.call(openCmd(2, "app-%d", "tun"))), "templates are the port's business")
+}
+
+func TestNetnsOnlyBeforeOpen(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	assert.Equal(t, "eperm", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))), "no Netns hook: refused")
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
+	assert.Equal(t, "ebusy", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))))
 }

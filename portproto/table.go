@@ -63,6 +63,9 @@ var commands = map[string]command{
 	"persist":   {2, cmdPersist},
 	"owner":     {2, cmdOwner},
 	"group":     {2, cmdGroup},
+	"netns":     {1, cmdNetns},
+	"filter":    {2, cmdFilter},
+	"stats":     {1, cmdStats},
 }
 
 // Commands lists the command names of the protocol table, sorted.
@@ -153,6 +156,14 @@ func cmdAddrAdd(s *Server, a []etf.Term) (etf.Term, error) {
 			return nil, ErrBadArg
 		}
 	}
+	for _, ip := range []net.IP{addr, peer} {
+		if ip == nil {
+			continue
+		}
+		if err := s.policy.Address(ip); err != nil {
+			return nil, s.denied(err)
+		}
+	}
 	return ok, s.links.AddrAdd(d.Name(), addr, prefix, brd, peer)
 }
 
@@ -234,21 +245,27 @@ func cmdPersist(s *Server, a []etf.Term) (etf.Term, error) {
 	if !isB {
 		return nil, ErrBadArg
 	}
+	if err := s.policy.Operation("persist"); err != nil {
+		return nil, s.denied(err)
+	}
 	return ok, d.SetPersist(on)
 }
 
 func cmdOwner(s *Server, a []etf.Term) (etf.Term, error) {
-	return idCommand(s, a, Device.SetOwner)
+	return idCommand(s, a, "owner", Device.SetOwner)
 }
 
 func cmdGroup(s *Server, a []etf.Term) (etf.Term, error) {
-	return idCommand(s, a, Device.SetGroup)
+	return idCommand(s, a, "group", Device.SetGroup)
 }
 
-func idCommand(s *Server, a []etf.Term, set func(Device, int) error) (etf.Term, error) {
+func idCommand(s *Server, a []etf.Term, op string, set func(Device, int) error) (etf.Term, error) {
 	d, err := s.argDevice(a[0])
 	if err != nil {
 		return nil, err
+	}
+	if err := s.policy.Operation(op); err != nil {
+		return nil, s.denied(err)
 	}
 	id, isI := etf.AsInt(a[1])
 	if !isI || id < -1 || id > 1<<32-1 {
@@ -307,4 +324,52 @@ func argPrefix(addrT, prefixT etf.Term) (net.IP, int, error) {
 		return nil, 0, unix.EINVAL
 	}
 	return addr, int(p), nil
+}
+
+func cmdNetns(s *Server, a []etf.Term) (etf.Term, error) {
+	path, isB := etf.AsBinary(a[0])
+	if !isB || len(path) == 0 || len(path) > 4096 {
+		return nil, ErrBadArg
+	}
+	if err := s.policy.Operation("netns"); err != nil {
+		return nil, s.denied(err)
+	}
+	if len(s.order) > 0 {
+		return nil, unix.EBUSY
+	}
+	if s.netns == nil {
+		return nil, unix.EPERM
+	}
+	return ok, s.netns(string(path))
+}
+
+func cmdFilter(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	rules, isL := etf.AsList(a[1])
+	if !isL {
+		return nil, ErrBadArg
+	}
+	f, err := ParseFilter(d.Flags(), rules)
+	if err != nil {
+		return nil, err
+	}
+	d.filter = f
+	return ok, nil
+}
+
+func cmdStats(s *Server, a []etf.Term) (etf.Term, error) {
+	d, err := s.argDevice(a[0])
+	if err != nil {
+		return nil, err
+	}
+	st := d.stats
+	kv := func(k string, v uint64) etf.Term { return etf.Tuple(etf.Atom(k), etf.Uint(v)) }
+	return okWith(etf.List(
+		kv("rx_packets", st.RxPackets), kv("rx_bytes", st.RxBytes),
+		kv("tx_packets", st.TxPackets), kv("tx_bytes", st.TxBytes),
+		kv("filtered", st.Filtered), kv("rx_errors", st.RxErrors), kv("tx_errors", st.TxErrors),
+	)), nil
 }

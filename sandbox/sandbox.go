@@ -104,12 +104,12 @@ func denyExec() error {
 		ret = unix.BPF_RET | unix.BPF_K
 	)
 	filter := []unix.SockFilter{
-		{Code: ld, K: 4},                             // seccomp_data.arch
-		{Code: jeq, K: arch, Jt: 1, Jf: 0},           // this arch?
+		{Code: ld, K: 4},                              // seccomp_data.arch
+		{Code: jeq, K: arch, Jt: 1, Jf: 0},            // this arch?
 		{Code: ret, K: unix.SECCOMP_RET_KILL_PROCESS}, // another ABI: refuse everything
-		{Code: ld, K: 0},                             // seccomp_data.nr
-		{Code: jeq, K: unix.SYS_EXECVE, Jt: 2},       // -> deny
-		{Code: jeq, K: unix.SYS_EXECVEAT, Jt: 1},     // -> deny
+		{Code: ld, K: 0},                              // seccomp_data.nr
+		{Code: jeq, K: unix.SYS_EXECVE, Jt: 2},        // -> deny
+		{Code: jeq, K: unix.SYS_EXECVEAT, Jt: 1},      // -> deny
 		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
 		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
 	}

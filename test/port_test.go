@@ -65,10 +65,10 @@ type port struct {
 	id     int
 }
 
-func startPort(t *testing.T) *port {
+func startPort(t *testing.T, args ...string) *port {
 	t.Helper()
 	requireNetns(t)
-	cmd := exec.Command(portBinary)
+	cmd := exec.Command(portBinary, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"math"
 	"slices"
 )
 
@@ -72,7 +73,7 @@ func percentile(sorted []int64, p float64) int64 {
 	}
 	// nearest rank: the smallest value with at least p% of the samples at
 	// or below it
-	rank := int(float64(n)*p/100 + 0.999999999)
+	rank := int(math.Ceil(float64(n) * p / 100))
 	rank = max(1, min(rank, n))
 	return sorted[rank-1]
 }

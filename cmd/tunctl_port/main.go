@@ -9,6 +9,8 @@
 //
 // It writes protocol frames to stdout, logs to stderr, and exits when stdin
 // reaches EOF, closing every device it opened.
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
 package main
 
 import (
@@ -19,15 +21,19 @@ import (
 	"runtime"
 
 	"github.com/tunctl/tunctl/device"
+	"github.com/tunctl/tunctl/policy"
 	"github.com/tunctl/tunctl/portproto"
+	"github.com/tunctl/tunctl/sandbox"
 )
 
 func main() {
 	version := flag.Bool("version", false, "print the protocol version and exit")
 	quiet := flag.Bool("quiet", false, "log nothing to stderr")
+	policyPath := flag.String("policy", "", "policy file limiting what the BEAM may do (doc/security.md)")
+	allowNetns := flag.Bool("allow-netns", false, "keep CAP_SYS_ADMIN so {namespace, Path} can work")
 	flag.Parse()
 	if flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: tunctl_port [-version] [-quiet]")
+		fmt.Fprintln(os.Stderr, "usage: tunctl_port [-version] [-quiet] [-policy FILE] [-allow-netns]")
 		os.Exit(1)
 	}
 	if *version {
@@ -39,13 +45,37 @@ func main() {
 		logger.SetOutput(nopWriter{})
 	}
 	// One thread polls stdin and every device; keep it on one OS thread so
-	// the runtime never hands its P back and forth around the poll(2).
+	// the runtime never hands its P back and forth around the poll(2), and
+	// so that per-thread state (network namespace, effective capabilities
+	// while attaching) stays with the loop.
 	runtime.LockOSThread()
+	var pol *policy.Policy
+	if *policyPath != "" {
+		var err error
+		if pol, err = policy.Load(*policyPath); err != nil {
+			logger.Printf("policy: %v", err)
+			os.Exit(1)
+		}
+	}
+	keep := []int{sandbox.CapNetAdmin}
+	if *allowNetns || (pol != nil && pol.Netns) {
+		keep = append(keep, sandbox.CapSysAdmin)
+	}
+	if err := sandbox.Restrict(keep...); err != nil {
+		logger.Printf("sandbox: %v", err)
+		os.Exit(1)
+	}
 	if err := device.SetNonblock(0); err != nil {
 		logger.Printf("stdin: %v", err)
 		os.Exit(2)
 	}
-	srv := portproto.NewServer(0, 1, open, device.Links{}, logger)
+	srv := portproto.NewServer(0, 1, portproto.Env{
+		Open:   open,
+		Links:  device.Links{},
+		Netns:  device.EnterNetns,
+		Policy: pol,
+		Log:    logger,
+	})
 	if err := srv.Serve(); err != nil {
 		logger.Printf("exiting: %v", err)
 		os.Exit(2)
@@ -53,7 +83,7 @@ func main() {
 }
 
 func open(name string, flags uint16) (portproto.Device, error) {
-	t, err := device.Open(name, flags)
+	t, err := device.OpenOrAttach(name, flags)
 	if err != nil {
 		return nil, err
 	}

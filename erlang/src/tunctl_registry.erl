@@ -19,7 +19,7 @@
 -define(COUNTER, '$counter').
 -define(MAX_HANDLE, 16#7fffffff).
 
--type handle() :: 1..?MAX_HANDLE.
+-type handle() :: 1..16#7fffffff.
 -export_type([handle/0]).
 
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.

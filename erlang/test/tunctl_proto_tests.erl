@@ -1,0 +1,145 @@
+%% Pure tests of the wire module, the option parsing and the registry; no
+%% privileges, no port program needed.
+-module(tunctl_proto_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+send_canonical_test() ->
+    Frame = iolist_to_binary(tunctl_proto:send(7, [<<1, 2>>, [3], <<>>])),
+    ?assertEqual(<<131, 104, 3, 119, 4, "send", 98, 7:32, 109, 3:32, 1, 2, 3>>, Frame),
+    ?assertEqual({send, 7, <<1, 2, 3>>}, binary_to_term(Frame)).
+
+send_no_copy_test() ->
+    Packet = binary:copy(<<0>>, 1000),
+    [_Header, Payload] = tunctl_proto:send(1, Packet),
+    ?assert(Payload =:= Packet).
+
+active_test() ->
+    ?assertEqual({active, 3, true}, binary_to_term(tunctl_proto:active(3, true))),
+    ?assertEqual({active, 3, false}, binary_to_term(tunctl_proto:active(3, false))),
+    ?assertEqual({active, 3, 300}, binary_to_term(tunctl_proto:active(3, 300))),
+    ?assertError(function_clause, tunctl_proto:active(3, -1)).
+
+call_test() ->
+    ?assertEqual({call, 5, {close, 9}}, binary_to_term(tunctl_proto:call(5, {close, 9}))).
+
+decode_fast_path_test() ->
+    Payload = binary:copy(<<"abcd">>, 100),
+    Frame = <<131, 104, 3, 119, 6, "tuntap", 98, 42:32, 109, 400:32, Payload/binary>>,
+    ?assertEqual({tuntap, 42, Payload}, tunctl_proto:decode(Frame)),
+    {tuntap, 42, Packet} = tunctl_proto:decode(Frame),
+    % a sub-binary of the frame (refc binaries only: frames over 64 bytes)
+    ?assertEqual(byte_size(Frame), binary:referenced_byte_size(Packet)).
+
+decode_generic_test() ->
+    % SMALL_INTEGER_EXT ref, ATOM_EXT atom: still {tuntap, Ref, Packet}
+    Frame = term_to_binary({tuntap, 1, <<"xy">>}),
+    ?assertEqual({tuntap, 1, <<"xy">>}, tunctl_proto:decode(Frame)),
+    ?assertEqual({reply, 1, ok}, tunctl_proto:decode(term_to_binary({reply, 1, ok}))),
+    % atoms the VM has never seen are accepted (errno names, capabilities)
+    Unknown = <<131, 104, 3, 119, 11, "tuntap_erro", 97, 1, 119, 12, "ezzz_unknown">>,
+    ?assertMatch({tuntap_erro, 1, _}, tunctl_proto:decode(Unknown)).
+
+decode_bad_test() ->
+    ?assertEqual({error, badetf}, tunctl_proto:decode(<<>>)),
+    ?assertEqual({error, badetf}, tunctl_proto:decode(<<131, 104, 3>>)),
+    ?assertEqual({error, badetf}, tunctl_proto:decode(<<"garbage">>)),
+    % a truncated packet frame falls through to the generic decoder
+    ?assertEqual(
+        {error, badetf},
+        tunctl_proto:decode(<<131, 104, 3, 119, 6, "tuntap", 98, 1:32, 109, 10:32, "abc">>)
+    ).
+
+handshake_test() ->
+    ?assertEqual({ok, [tun, tap]}, tunctl_proto:handshake({tunctl_port, 1, [tun, tap]})),
+    ?assertEqual({error, {version_mismatch, 2, 1}}, tunctl_proto:handshake({tunctl_port, 2, []})),
+    ?assertMatch({error, {tunctl_port_handshake, _}}, tunctl_proto:handshake({reply, 0, ok})),
+    ?assertEqual({error, badetf}, tunctl_proto:handshake({error, badetf})).
+
+open_missing_test() ->
+    ?assertEqual({error, enoent}, tunctl_proto:open("/nonexistent/tunctl_port")).
+
+open_version_mismatch_test() ->
+    % a fake port program announcing version 2
+    Dir = filename:join(["/tmp", "tunctl_proto_tests." ++ os:getpid()]),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Fake = filename:join(Dir, "fake_port"),
+    Hello = term_to_binary({tunctl_port, 2, []}),
+    Script = io_lib:format("#!/bin/sh\nprintf '~s'\nsleep 1\n", [
+        [io_lib:format("\\~3.8.0b", [B]) || B <- binary_to_list(<<(byte_size(Hello)):32, Hello/binary>>)]
+    ]),
+    ok = file:write_file(Fake, Script),
+    ok = file:change_mode(Fake, 8#755),
+    ?assertEqual({error, {version_mismatch, 2, 1}}, tunctl_proto:open(Fake)),
+    Exits = filename:join(Dir, "exits"),
+    ok = file:write_file(Exits, "#!/bin/sh\nexit 1\n"),
+    ok = file:change_mode(Exits, 8#755),
+    ?assertEqual({error, {tunctl_port_exit, 1}}, tunctl_proto:open(Exits)),
+    _ = file:del_dir_r(Dir).
+
+% Every command of the Go table (portproto/table.go) is in commands/0, with
+% the same arity, and the other way round.
+commands_match_go_table_test() ->
+    Table = filename:join([code:lib_dir(tunctl), "..", "..", "..", "..", "..", "portproto", "table.go"]),
+    Candidates = [Table, "../portproto/table.go", "portproto/table.go"],
+    case [F || F <- Candidates, filelib:is_regular(F)] of
+        [] ->
+            ?debugMsg("portproto/table.go not found: skipped");
+        [File | _] ->
+            {ok, Go} = file:read_file(File),
+            {match, Rows} = re:run(Go, "\"([a-z_]+)\":\\s*\\{(\\d+),\\s*cmd", [global, {capture, all_but_first, list}]),
+            Commands = lists:sort([{list_to_atom(N), list_to_integer(A)} || [N, A] <- Rows]),
+            ?assertEqual(lists:sort(tunctl_proto:commands()), Commands)
+    end.
+
+options_test_() ->
+    [
+        ?_assertError(badarg, tuncer:create(<<"x">>, [bogus])),
+        ?_assertError(badarg, tuncer:create(<<"x">>, [{active, 32768}])),
+        ?_assertError(badarg, tuncer:create(<<"x">>, [{active, maybe}])),
+        ?_assertError(badarg, tuncer:create(<<"x">>, bogus)),
+        ?_assertError(badarg, tuncer:create(x, [])),
+        ?_assertEqual({error, einval}, tuncer:create(<<"0123456789abcdef">>, [tun])),
+        ?_assertEqual({error, einval}, tuncer:create("0123456789abcdef"))
+    ].
+
+registry_test_() ->
+    {setup,
+        fun() ->
+            {ok, Pid} = tunctl_registry:start_link(),
+            unlink(Pid),
+            Pid
+        end,
+        fun(Pid) -> exit(Pid, kill) end, [
+            fun registry_alloc/0,
+            fun registry_wrap/0
+        ]}.
+
+registry_alloc() ->
+    Self = self(),
+    {ok, H} = tunctl_registry:alloc(Self),
+    ?assert(H > 0),
+    ?assertEqual({ok, Self}, tunctl_registry:lookup(H)),
+    ?assertEqual({error, ebadf}, tunctl_registry:lookup(0)),
+    ?assertEqual({error, ebadf}, tunctl_registry:lookup(foo)),
+    % freed when the process exits
+    {Pid, Ref} = spawn_monitor(fun() -> receive stop -> ok end end),
+    {ok, H2} = tunctl_registry:alloc(Pid),
+    ?assertEqual({ok, Pid}, tunctl_registry:lookup(H2)),
+    Pid ! stop,
+    receive {'DOWN', Ref, _, _, _} -> ok end,
+    _ = sys:get_state(tunctl_registry),
+    ?assertEqual({error, ebadf}, tunctl_registry:lookup(H2)),
+    ok = tunctl_registry:free(H),
+    ?assertEqual({error, ebadf}, tunctl_registry:lookup(H)).
+
+registry_wrap() ->
+    Self = self(),
+    % the next handles: 2^31 - 1, then 1 (in use: skipped), then 2
+    true = ets:insert(tunctl_registry, {'$counter', 16#7ffffffe}),
+    true = ets:insert(tunctl_registry, {1, Self}),
+    {ok, Max} = tunctl_registry:alloc(Self),
+    ?assertEqual(16#7fffffff, Max),
+    {ok, Next} = tunctl_registry:alloc(Self),
+    ?assertEqual(2, Next),
+    [ok = tunctl_registry:free(H) || H <- [1, 2, Max]].

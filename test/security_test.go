@@ -1,0 +1,125 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tunctl/tunctl/etf"
+)
+
+func procStatus(t *testing.T, pid int) map[string]string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	require.NoError(t, err)
+	m := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func TestIntegrationPortIsSandboxed(t *testing.T) {
+	p := startPort(t)
+	st := procStatus(t, p.cmd.Process.Pid)
+	assert.Equal(t, "0000000000001000", st["CapEff"], "only CAP_NET_ADMIN")
+	assert.Equal(t, "0000000000001000", st["CapPrm"])
+	assert.Equal(t, "0000000000001000", st["CapBnd"])
+	assert.Equal(t, "1", st["NoNewPrivs"])
+	assert.Equal(t, "2", st["Seccomp"], "seccomp filter installed")
+	// Still able to do its job.
+	open(p, 1, "it-sbx0", "tun")
+
+	q := startPort(t, "-allow-netns")
+	st = procStatus(t, q.cmd.Process.Pid)
+	assert.Equal(t, "0000000000201000", st["CapEff"], "CAP_NET_ADMIN and CAP_SYS_ADMIN")
+}
+
+func TestIntegrationOnlyItsOwnDevices(t *testing.T) {
+	p := startPort(t)
+	assert.Equal(t, "eperm", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("lo"), atoms("tun")))))
+
+	// A persistent device owned by another uid cannot be attached to, even
+	// though the port holds CAP_NET_ADMIN.
+	open(p, 2, "it-owned", "tun", "no_pi")
+	p.mustOK(etf.Tuple(etf.Atom("owner"), 2, 4242))
+	p.mustOK(etf.Tuple(etf.Atom("persist"), 2, true))
+	p.mustOK(etf.Tuple(etf.Atom("close"), 2))
+	require.True(t, linkExists("it-owned"), "persistent device survives close")
+	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "it-owned").Run() })
+
+	q := startPort(t)
+	assert.Equal(t, "eperm", errorReason(q.call(etf.Tuple(etf.Atom("open"), 1, []byte("it-owned"), atoms("tun", "no_pi")))))
+	assert.True(t, linkExists("it-owned"))
+
+	// One with no owner can be attached to (the kernel's rule), and the
+	// attaching port may clear persist so that it goes away with the port.
+	open(q, 3, "it-free", "tun", "no_pi")
+	q.mustOK(etf.Tuple(etf.Atom("persist"), 3, true))
+	q.mustOK(etf.Tuple(etf.Atom("close"), 3))
+	r := startPort(t)
+	assert.Equal(t, "it-free", open(r, 1, "it-free", "tun", "no_pi"))
+	r.mustOK(etf.Tuple(etf.Atom("persist"), 1, false))
+	r.mustOK(etf.Tuple(etf.Atom("close"), 1))
+	assert.False(t, linkExists("it-free"))
+}
+
+func TestIntegrationNetns(t *testing.T) {
+	requireNetns(t)
+	// A second namespace, held open by a child process with no capabilities
+	// (a capability-less port may only open /proc/PID/ns of processes whose
+	// capabilities are a subset of its own).
+	holder := exec.Command("unshare", "--net", "setpriv", "--bounding-set=-all", "--inh-caps=-all", "sleep", "30")
+	require.NoError(t, holder.Start())
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	path := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		self, _ := os.Readlink("/proc/self/ns/net")
+		other, err := os.Readlink(path)
+		if err == nil && other != self {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "child never entered its namespace")
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	p := startPort(t)
+	assert.Equal(t, "eperm", errorReason(p.call(etf.Tuple(etf.Atom("netns"), []byte(path)))), "CAP_SYS_ADMIN was dropped")
+
+	q := startPort(t, "-allow-netns")
+	assert.Equal(t, "enoent", errorReason(q.call(etf.Tuple(etf.Atom("netns"), []byte("/nonexistent/ns")))))
+	q.mustOK(etf.Tuple(etf.Atom("netns"), []byte(path)))
+	open(q, 1, "it-ns0", "tun")
+	q.mustOK(etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("up"), true))))
+	assert.False(t, linkExists("it-ns0"), "not in this namespace")
+	out, err := exec.Command("nsenter", "--net="+path, "ip", "-o", "link", "show", "it-ns0").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "UP")
+	assert.Equal(t, "ebusy", errorReason(q.call(etf.Tuple(etf.Atom("netns"), []byte(path)))))
+}
+
+func TestIntegrationPolicyFile(t *testing.T) {
+	dir := t.TempDir()
+	pol := dir + "/policy"
+	require.NoError(t, os.WriteFile(pol, []byte("name_prefix pol-\nmax_devices 2\nallow_address 198.18.0.0/15\n"), 0o644))
+	p := startPort(t, "-policy", pol)
+	assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("tun5"), atoms("tun")))))
+	assert.Equal(t, "pol-0", open(p, 1, "", "tun"))
+	assert.Equal(t, "pol-x", open(p, 2, "pol-x", "tun"))
+	assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("open"), 3, []byte(""), atoms("tun")))), "max_devices")
+	assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))))
+	p.mustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 9, 1}, 24, etf.List()))
+
+	require.NoError(t, os.WriteFile(pol, []byte("no_such_key 1\n"), 0o644))
+	bad := exec.Command(portBinary, "-policy", pol)
+	out, err := bad.CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(out), "unknown key")
+}
