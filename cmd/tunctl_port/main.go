@@ -9,6 +9,7 @@
 //
 // It writes protocol frames to stdout, logs to stderr, and exits when stdin
 // reaches EOF, closing every device it opened.
+//
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0
 package main

@@ -1,0 +1,223 @@
+#!/bin/bash
+# make bench: runs inside a private network namespace (scripts/in-netns).
+#
+# For each packet size and each reflector -- (1) direct: tunctl_bench reflect
+# on the raw TUN fd, the reference; (2) tuncer {active, true}; (3) tuncer
+# {active, N}; (4) tuncer passive recv/3 -- it starts the reflector pinned to
+# CPU 0, measures its idle CPU, then runs the UDP generator pinned to CPU 1
+# (window mode, then ping-pong) and the reflector's CPU (utime + stime of its
+# whole process tree: for tuncer, the BEAM and its tunctl_port) over the
+# window run. Then the Go data-path frame benchmarks.
+#
+# Knobs (environment):
+#   BENCH_SIZES="64 1400"  IP packet sizes, bytes
+#   BENCH_CASES="direct active_true active_n passive"
+#   BENCH_WINDOW=64        datagrams in flight in window mode
+#   BENCH_SECS=3           seconds of window-mode load per case
+#   BENCH_COUNT=2000000    at most this many datagrams per window run
+#   BENCH_PP_SECS=1        seconds of ping-pong per case
+#   BENCH_IDLE_SECS=2      seconds of idle CPU measurement per case
+#   BENCH_ACTIVE_N=128     N of {active, N}
+#   BENCH_GOBENCH=1        0 skips the Go benchmarks
+#   BENCH_STRICT=0         1 exits 1 when a target of issue 6 is missed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+if [ -z "${TUNCTL_OUTER_NETNS:-}" ] || [ "$(readlink /proc/self/ns/net)" = "$TUNCTL_OUTER_NETNS" ]; then
+    echo "bench.sh: run me through scripts/in-netns (make bench)" >&2
+    exit 1
+fi
+
+SIZES=${BENCH_SIZES:-64 1400}
+CASES=${BENCH_CASES:-direct active_true active_n passive}
+WINDOW=${BENCH_WINDOW:-64}
+SECS=${BENCH_SECS:-3}
+COUNT=${BENCH_COUNT:-2000000}
+PP_SECS=${BENCH_PP_SECS:-1}
+IDLE_SECS=${BENCH_IDLE_SECS:-2}
+ACTIVE_N=${BENCH_ACTIVE_N:-128}
+GOBENCH=${BENCH_GOBENCH:-1}
+STRICT=${BENCH_STRICT:-0}
+
+DEV=tbench0
+LOCAL=198.18.0.1
+REMOTE=198.18.0.2:9000
+PREFIX=24
+EBIN=erlang/_build/default/lib/tunctl/ebin
+HZ=$(getconf CLK_TCK)
+# a reflector exits on its own after this long even if this script dies
+LIFE=$((IDLE_SECS + SECS + PP_SECS + 30))
+
+TMP=$(mktemp -d)
+REFL=""
+cleanup() {
+    stop_reflector || true
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== building tunctl_bench"
+CGO_ENABLED=0 go build -o "$TMP/tunctl_bench" ./cmd/tunctl_bench
+BENCH="$TMP/tunctl_bench"
+
+# The pids of the process tree rooted at $1 (itself included).
+tree() {
+    local all
+    all=$(ps -e -o pid=,ppid=)
+    awk -v root="$1" '{ kids[$2] = kids[$2] " " $1 }
+        END { todo[1] = root; n = 1
+              while (n > 0) { p = todo[n--]; print p
+                  m = split(kids[p], k, " "); for (i = 1; i <= m; i++) todo[++n] = k[i] } }' <<<"$all"
+}
+
+# utime + stime, in clock ticks, of the process tree rooted at $1.
+ticks() {
+    local t=0 p f
+    for p in $(tree "$1"); do
+        f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+        f=${f##*) }     # fields from 3 on (comm may hold spaces)
+        set -- $f
+        t=$((t + ${12} + ${13}))
+    done
+    echo "$t"
+}
+
+now_ns() { date +%s%N; }
+
+# CPU % of the tree rooted at $1 between ($2 ticks, $3 ns) and now.
+cpu_since() {
+    local t1 n1
+    t1=$(ticks "$1")
+    n1=$(now_ns)
+    awk -v dt=$((t1 - $2)) -v dn=$((n1 - $3)) -v hz="$HZ" 'BEGIN { printf "%.1f", dn > 0 ? 100 * dt / hz / (dn / 1e9) : 0 }'
+}
+
+start_reflector() {
+    local kind=$1
+    case $kind in
+    direct)
+        taskset -c 0 "$BENCH" reflect -dev "$DEV" -addr "$LOCAL/$PREFIX" -duration "${LIFE}s" \
+            >"$TMP/refl.out" 2>"$TMP/refl.err" &
+        ;;
+    *)
+        taskset -c 0 erl -noshell -pa "$EBIN" -pa examples/ebin \
+            -run bench_reflector main "$kind" "$DEV" "$LOCAL" "$PREFIX" "$LIFE" "$ACTIVE_N" \
+            >"$TMP/refl.out" 2>"$TMP/refl.err" &
+        ;;
+    esac
+    REFL=$!
+    local i
+    for i in $(seq 200); do
+        if ip -br addr show dev "$DEV" 2>/dev/null | grep -q "$LOCAL/$PREFIX"; then
+            sleep 0.2   # let the link settle (IPv6 autoconf chatter)
+            return 0
+        fi
+        if ! kill -0 "$REFL" 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    echo "bench.sh: reflector $kind did not come up:" >&2
+    cat "$TMP/refl.err" >&2
+    return 1
+}
+
+# Stop the reflector (SIGTERM; the BEAM stops, its port sees EOF and closes
+# the device), then make sure the tree is gone, killing leftovers by pid.
+stop_reflector() {
+    [ -n "$REFL" ] || return 0
+    local pids i p
+    pids=$(tree "$REFL")
+    kill -TERM "$REFL" 2>/dev/null || true
+    for i in $(seq 100); do
+        kill -0 "$REFL" 2>/dev/null || break
+        sleep 0.05
+    done
+    for p in $pids; do
+        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+    done
+    wait "$REFL" 2>/dev/null || true
+    REFL=""
+    for i in $(seq 100); do
+        ip link show dev "$DEV" >/dev/null 2>&1 || return 0
+        sleep 0.05
+    done
+    echo "bench.sh: $DEV still exists after the reflector stopped" >&2
+    return 1
+}
+
+# Value of key $2 in the key=value line $1.
+kv() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
+
+gen() {
+    taskset -c 1 "$BENCH" gen -local "$LOCAL" -remote "$REMOTE" -size "$1" -window "$WINDOW" \
+        -count "$COUNT" -duration "$2" -mode "$3"
+}
+
+declare -A PPS LOST ROW
+echo "== reflectors: CPU 0 (taskset -c 0), generator: CPU 1, window $WINDOW, ${SECS}s / ${COUNT} datagrams max per run, $(nproc) CPUs"
+for size in $SIZES; do
+    for kind in $CASES; do
+        start_reflector "$kind"
+        t0=$(ticks "$REFL"); n0=$(now_ns)
+        sleep "$IDLE_SECS"
+        idle=$(cpu_since "$REFL" "$t0" "$n0")
+        t0=$(ticks "$REFL"); n0=$(now_ns)
+        w=$(gen "$size" "${SECS}s" window)
+        cpu=$(cpu_since "$REFL" "$t0" "$n0")
+        p=$(gen "$size" "${PP_SECS}s" pingpong)
+        stop_reflector
+        echo "$kind $size: $w"
+        echo "$kind $size: $p"
+        PPS[$kind.$size]=$(kv "$w" pps)
+        LOST[$kind.$size]=$(kv "$w" lost)
+        ROW[$kind.$size]=$(printf '%-12s %5s %9s %7s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
+            "$(kv "$w" pps)" "@RATIO@" "$(kv "$w" lost)" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
+            "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$idle")
+    done
+done
+
+ratio() {
+    local ref=${PPS[direct.$2]:-}
+    if [ -z "$ref" ] || [ "$ref" = 0 ]; then echo "-"; return; fi
+    awk -v a="${PPS[$1.$2]}" -v b="$ref" 'BEGIN { printf "%.2f", a / b }'
+}
+
+echo
+echo "== results (pps: answered datagrams/s in window mode; ratio: to direct at the same size;"
+echo "   rtt: window-mode round trip under load; pp: ping-pong round trip; cpu: reflector tree,"
+echo "   % of one CPU, during the window run; idle: same with the device up and no traffic)"
+printf '%-12s %5s %9s %7s %6s %8s %8s %8s %8s %7s %7s\n' case size pps ratio lost rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% idle%
+for size in $SIZES; do
+    for kind in $CASES; do
+        echo "${ROW[$kind.$size]/@RATIO@/$(ratio "$kind" "$size")}"
+    done
+done
+
+if [ "$GOBENCH" = 1 ]; then
+    echo
+    echo "== Go data-path frame benchmarks (go test -bench . -benchmem ./etf/)"
+    go test -run '^$' -bench . -benchmem ./etf/
+fi
+
+echo
+echo "== targets (issue 6)"
+missed=0
+check() {
+    if [ "$1" = 1 ]; then echo "  met:     $2"; else echo "  MISSED:  $2"; missed=1; fi
+}
+if [ -n "${PPS[active_n.64]:-}" ] && [ -n "${PPS[direct.64]:-}" ]; then
+    r=$(ratio active_n 64)
+    check "$(awk -v r="$r" -v l="${LOST[active_n.64]}" 'BEGIN { print (r >= 0.40 && l == 0) ? 1 : 0 }')" \
+        "{active, N} at 64 bytes >= 0.40 x direct with zero loss (ratio $r, lost ${LOST[active_n.64]})"
+fi
+for size in $SIZES; do
+    if [ -n "${LOST[active_true.$size]:-}" ]; then
+        check "$([ "${LOST[active_true.$size]}" = 0 ] && echo 1 || echo 0)" \
+            "{active, true} at $size bytes with zero loss (lost ${LOST[active_true.$size]})"
+    fi
+done
+if [ "$STRICT" = 1 ] && [ "$missed" = 1 ]; then
+    exit 1
+fi
+exit 0
