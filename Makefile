@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 EBIN := erlang/_build/default/lib/tunctl/ebin
 
 .PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
-        test-erlang xref dialyzer ct demo bench setcap clean
+        test-erlang xref dialyzer eunit ct demo bench setcap clean
 
 all: $(PORT) erlang examples
 
@@ -57,13 +57,16 @@ fuzz-short:
 fuzz: FUZZTIME = 2m
 fuzz: fuzz-short
 
-test-erlang: xref dialyzer ct
+test-erlang: xref dialyzer eunit ct
 
 xref: $(PORT)
 	cd erlang && $(REBAR3) xref
 
 dialyzer: $(PORT)
 	cd erlang && $(REBAR3) dialyzer
+
+eunit: $(PORT)
+	cd erlang && $(REBAR3) eunit
 
 ct: $(PORT) examples
 	cd erlang && TUNCTL_REQUIRE_NETNS=1 ../$(INNS) $(REBAR3) ct --readable=true

@@ -91,7 +91,7 @@ cpu_since() {
     local t1 n1
     t1=$(ticks "$1")
     n1=$(now_ns)
-    awk -v dt=$((t1 - $2)) -v dn=$((n1 - $3)) -v hz="$HZ" 'BEGIN { printf "%.1f", dn > 0 ? 100 * dt / hz / (dn / 1e9) : 0 }'
+    awk -v dt=$((t1 - $2)) -v dn=$((n1 - $3)) -v hz="$HZ" 'BEGIN { printf "%.1f", (dn > 0 ? 100 * dt / hz / (dn / 1e9) : 0) }'
 }
 
 start_reflector() {
@@ -154,7 +154,7 @@ gen() {
         -count "$COUNT" -duration "$2" -mode "$3"
 }
 
-declare -A PPS LOST ROW
+declare -A PPS LOST IDLE ROW
 echo "== reflectors: CPU 0 (taskset -c 0), generator: CPU 1, window $WINDOW, ${SECS}s / ${COUNT} datagrams max per run, $(nproc) CPUs"
 for size in $SIZES; do
     for kind in $CASES; do
@@ -171,6 +171,7 @@ for size in $SIZES; do
         echo "$kind $size: $p"
         PPS[$kind.$size]=$(kv "$w" pps)
         LOST[$kind.$size]=$(kv "$w" lost)
+        IDLE[$kind.$size]=$idle
         ROW[$kind.$size]=$(printf '%-12s %5s %9s %7s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
             "$(kv "$w" pps)" "@RATIO@" "$(kv "$w" lost)" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
             "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$idle")
@@ -216,6 +217,13 @@ for size in $SIZES; do
         check "$([ "${LOST[active_true.$size]}" = 0 ] && echo 1 || echo 0)" \
             "{active, true} at $size bytes with zero loss (lost ${LOST[active_true.$size]})"
     fi
+done
+for size in $SIZES; do
+    for kind in $CASES; do
+        [ "$kind" = direct ] && continue
+        check "$(awk -v i="${IDLE[$kind.$size]}" 'BEGIN { print (i <= 1.0) ? 1 : 0 }')" \
+            "$kind at $size bytes: an idle device costs ~0% CPU (${IDLE[$kind.$size]}% over ${IDLE_SECS}s)"
+    done
 done
 if [ "$STRICT" = 1 ] && [ "$missed" = 1 ]; then
     exit 1

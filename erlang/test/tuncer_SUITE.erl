@@ -427,11 +427,22 @@ persist_owner_group(_Config) ->
     ?assertMatch({match, _}, re:run(Details, "persist on user 4321 group 4322")),
     ok = tuncer:destroy(Dev),
     ?assert(exists("ct-pers0")),
-    % reattach, make it transient again
-    {ok, Dev1} = tuncer:create(<<"ct-pers0">>, [tap, no_pi]),
-    ok = tuncer:persist(Dev1, false),
+    % Owned by another uid: the port attaches with CAP_NET_ADMIN lowered,
+    % so the kernel's owner rule applies to us.
+    ?assertEqual({error, eperm}, tuncer:create(<<"ct-pers0">>, [tap, no_pi])),
+    _ = ip("link del ct-pers0"),
+    ?assertNot(exists("ct-pers0")),
+    % Owned by our own uid: reattach, make it transient again.
+    Uid = list_to_integer(string:trim(os:cmd("id -u"))),
+    {ok, Dev1} = tuncer:create(<<"ct-pers1">>, [tap, no_pi]),
+    ok = tuncer:owner(Dev1, Uid),
+    ok = tuncer:persist(Dev1, true),
     ok = tuncer:destroy(Dev1),
-    ?assertNot(exists("ct-pers0")).
+    ?assert(exists("ct-pers1")),
+    {ok, Dev2} = tuncer:create(<<"ct-pers1">>, [tap, no_pi]),
+    ok = tuncer:persist(Dev2, false),
+    ok = tuncer:destroy(Dev2),
+    ?assertNot(exists("ct-pers1")).
 
 port_exit(_Config) ->
     process_flag(trap_exit, true),
