@@ -1,0 +1,104 @@
+%% Helpers shared by the common_test suites: where we are, what the kernel
+%% sees, and how to wait for it. Every suite refuses to run outside a private
+%% network namespace (scripts/in-netns sets TUNCTL_OUTER_NETNS).
+-module(tunctl_test_lib).
+
+-include_lib("stdlib/include/assert.hrl").
+
+-export([init_suite/1, private_netns/0, ip/1, exists/1, wait_gone/2, wait_dead/2,
+         alive/1, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1]).
+
+%% @doc init_per_suite: skip outside a private namespace or without the binary.
+init_suite(Config) ->
+    case private_netns() of
+        false ->
+            {skip, "refusing to run outside a private network namespace: use `make ct` (scripts/in-netns)"};
+        true ->
+            {ok, _} = application:ensure_all_started(tunctl),
+            case filelib:is_regular(filename:join(code:priv_dir(tunctl), "tunctl_port")) of
+                true -> Config;
+                false -> {skip, "priv/tunctl_port not built: make -C .. priv/tunctl_port"}
+            end
+    end.
+
+%% @doc True in a namespace other than the one scripts/in-netns started from
+%% (or than init's, when that can be read).
+private_netns() ->
+    {ok, Self} = file:read_link("/proc/self/ns/net"),
+    case os:getenv("TUNCTL_OUTER_NETNS") of
+        false ->
+            case file:read_link("/proc/1/ns/net") of
+                {ok, Init} -> Init =/= Self;
+                {error, _} -> false
+            end;
+        Outer ->
+            Outer =/= Self
+    end.
+
+ip(Args) -> os:cmd("ip " ++ Args ++ " 2>&1").
+
+exists(Name) ->
+    string:find(ip("-o link show " ++ to_list(Name)), "does not exist") =:= nomatch.
+
+%% @doc Wait up to Ms for an interface to disappear.
+wait_gone(Name, Ms) ->
+    wait(fun() -> not exists(Name) end, Ms, {still_exists, Name}).
+
+%% @doc Wait up to Ms for an OS process to die (a zombie counts as dead).
+wait_dead(OsPid, Ms) ->
+    wait(fun() -> not alive(OsPid) end, Ms, {still_alive, OsPid}).
+
+wait(Done, Ms, Failure) ->
+    Deadline = erlang:monotonic_time(millisecond) + Ms,
+    wait_until(Done, Deadline, Failure).
+
+wait_until(Done, Deadline, Failure) ->
+    case Done() of
+        true -> ok;
+        false ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> error(Failure);
+                false -> timer:sleep(10), wait_until(Done, Deadline, Failure)
+            end
+    end.
+
+alive(OsPid) ->
+    case file:read_file("/proc/" ++ to_list(OsPid) ++ "/stat") of
+        {ok, Stat} ->
+            [_, AfterComm] = string:split(Stat, ") ", trailing),
+            not lists:member(binary:first(AfterComm), [$Z, $X]);
+        {error, _} ->
+            false
+    end.
+
+%% @doc Open file descriptors of an OS process ("self" for this BEAM).
+fd_count(OsPid) ->
+    {ok, Fds} = file:list_dir("/proc/" ++ to_list(OsPid) ++ "/fd"),
+    length(Fds).
+
+%% @doc Number of tunctl_port processes started by this BEAM (OTP spawns
+%% ports through its erl_child_setup helper, a child of the BEAM).
+my_ports() ->
+    Setup = string:trim(os:cmd("pgrep -x -P " ++ os:getpid() ++ " erl_child_setup")),
+    count_lines("pgrep -x -P " ++ Setup ++ " tunctl_port").
+
+%% @doc Resident set size of an OS process, in kB.
+rss_kb(OsPid) ->
+    {ok, Status} = file:read_file("/proc/" ++ to_list(OsPid) ++ "/status"),
+    {match, [Kb]} = re:run(Status, "VmRSS:\\s+(\\d+) kB", [{capture, all_but_first, list}]),
+    list_to_integer(Kb).
+
+%% @doc OS pid of a device's tunctl_port.
+port_os_pid(Dev) ->
+    {links, Links} = process_info(Dev, links),
+    [Port] = [L || L <- Links, is_port(L)],
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    OsPid.
+
+%% @doc Number of lines a shell command prints.
+count_lines(Cmd) ->
+    length(string:lexemes(os:cmd(Cmd), "\n")).
+
+to_list(X) when is_binary(X) -> binary_to_list(X);
+to_list(X) when is_integer(X) -> integer_to_list(X);
+to_list(X) -> X.
