@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 EBIN := erlang/_build/default/lib/tunctl/ebin
 
 .PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
-        test-erlang xref dialyzer eunit ct demo bench setcap clean
+        test-erlang xref dialyzer eunit ct test-unpriv demo bench setcap clean
 
 all: $(PORT) erlang examples
 
@@ -70,6 +70,10 @@ eunit: $(PORT)
 
 ct: $(PORT) examples
 	cd erlang && TUNCTL_REQUIRE_NETNS=1 ../$(INNS) $(REBAR3) ct --readable=true
+
+# The CT suites' unprivileged counterpart: uid 65534, setcap'd binary only.
+test-unpriv: $(PORT) erlang
+	$(INNS) scripts/unpriv-test.sh
 
 demo: deps all
 	$(INNS) scripts/demo.sh

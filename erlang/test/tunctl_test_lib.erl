@@ -6,7 +6,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([init_suite/1, private_netns/0, ip/1, exists/1, wait_gone/2, wait_dead/2,
-         alive/1, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1]).
+         alive/1, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1, to_string/1]).
 
 %% @doc init_per_suite: skip outside a private namespace or without the binary.
 init_suite(Config) ->
@@ -102,3 +102,5 @@ count_lines(Cmd) ->
 to_list(X) when is_binary(X) -> binary_to_list(X);
 to_list(X) when is_integer(X) -> integer_to_list(X);
 to_list(X) -> X.
+
+to_string(X) -> to_list(X).

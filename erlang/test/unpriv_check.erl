@@ -1,0 +1,96 @@
+%% Run by scripts/unpriv-test.sh as an unprivileged uid, with only a
+%% setcap'd copy of tunctl_port (private mount+net namespace). Not a CT
+%% suite: CT would need a writable build tree. Prints "N passed, M failed".
+-module(unpriv_check).
+
+-export([main/0]).
+
+main() ->
+    Dir = os:getenv("UNPRIV_DIR"),
+    Checks = [
+        {"BEAM runs as an unprivileged uid with no capabilities", fun() ->
+            "65534" = string:trim(os:cmd("id -u")),
+            "0000000000000000" = cap_eff(os:getpid()),
+            ok
+        end},
+        {"create, address, receive and send packets", fun() -> data_path() end},
+        {"the port holds CAP_NET_ADMIN only", fun() ->
+            {ok, Dev} = tuncer:create(<<"up-cap">>, [tun, no_pi]),
+            "0000000000001000" = cap_eff(tunctl_test_lib:port_os_pid(Dev)),
+            ok = tuncer:destroy(Dev)
+        end},
+        {"attaching to lo is refused", fun() ->
+            {error, eperm} = tuncer:create(<<"lo">>, [tun, no_pi]),
+            ok
+        end},
+        {"a name outside the policy's prefix is refused", fun() ->
+            {error, eacces} = tuncer:create(<<"evil0">>, [tun, no_pi]),
+            ok
+        end},
+        {"an address outside the policy's ranges is refused", fun() ->
+            {ok, Dev} = tuncer:create(<<"up-addr">>, [tun, no_pi]),
+            {error, eacces} = tuncer:up(Dev, {192, 0, 2, 1}, 24),
+            ok = tuncer:destroy(Dev)
+        end},
+        {"persist is refused by the policy", fun() ->
+            {ok, Dev} = tuncer:create(<<"up-pers">>, [tun, no_pi]),
+            {error, eacces} = tuncer:persist(Dev, true),
+            ok = tuncer:destroy(Dev)
+        end},
+        {"{namespace, _} is refused cleanly, no device left", fun() ->
+            {error, eperm} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
+            false = tunctl_test_lib:exists("up-ns"),
+            ok
+        end},
+        {"a copy without the file capability cannot create devices", fun() ->
+            ok = application:set_env(tunctl, port_program, filename:join(Dir, "tunctl_port.nocap")),
+            try
+                {error, eperm} = tuncer:create(<<"up-nocap">>, [tun, no_pi]),
+                ok
+            after
+                ok = application:set_env(tunctl, port_program, filename:join(Dir, "tunctl_port"))
+            end
+        end}
+    ],
+    Results = [run(Name, F) || {Name, F} <- Checks],
+    Passed = length([ok || ok <- Results]),
+    io:format("unprivileged: ~b passed, ~b failed~n", [Passed, length(Results) - Passed]),
+    halt(case Passed =:= length(Results) of true -> 0; false -> 1 end).
+
+run(Name, F) ->
+    try F() of
+        ok -> io:format("  ok    ~s~n", [Name]), ok
+    catch
+        C:R:St -> io:format("  FAIL  ~s: ~p:~0P at ~0P~n", [Name, C, R, 8, hd(St), 6]), failed
+    end.
+
+data_path() ->
+    {ok, Dev} = tuncer:create(<<"up-data0">>, [tun, no_pi]),
+    ok = tuncer:up(Dev, {198, 18, 40, 1}, 24),
+    {ok, S} = gen_udp:open(0, [binary, {ip, {198, 18, 40, 1}}, {active, false}]),
+    ok = gen_udp:send(S, {198, 18, 40, 2}, 4040, <<"unprivileged">>),
+    Pkt = wait_udp(Dev, 4040, 20),
+    ok = tuncer:send(Dev, swap(Pkt)),
+    {ok, {{198, 18, 40, 2}, 4040, <<"unprivileged">>}} = gen_udp:recv(S, 0, 2000),
+    ok = gen_udp:close(S),
+    ok = tuncer:destroy(Dev).
+
+wait_udp(_Dev, _Port, 0) -> error(no_udp_packet);
+wait_udp(Dev, Port, N) ->
+    case tuncer:recv(Dev, 65535, 1000) of
+        {ok, <<16#45, _:8/binary, 17, _/binary>> = P} ->
+            case P of
+                <<_:22/binary, Port:16, _/binary>> -> P;
+                _ -> wait_udp(Dev, Port, N - 1)
+            end;
+        _ ->
+            wait_udp(Dev, Port, N - 1)
+    end.
+
+swap(<<H:12/binary, Src:4/binary, Dst:4/binary, SP:16, DP:16, Rest/binary>>) ->
+    <<H/binary, Dst/binary, Src/binary, DP:16, SP:16, Rest/binary>>.
+
+cap_eff(OsPid) ->
+    {ok, Status} = file:read_file("/proc/" ++ tunctl_test_lib:to_string(OsPid) ++ "/status"),
+    {match, [Eff]} = re:run(Status, "CapEff:\\s+([0-9a-f]+)", [{capture, all_but_first, list}]),
+    Eff.
