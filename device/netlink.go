@@ -39,14 +39,20 @@ func ipNet(addr net.IP, prefix int) (*net.IPNet, error) {
 	return &net.IPNet{IP: addr, Mask: net.CIDRMask(prefix, bits)}, nil
 }
 
+// linkAndNet resolves the interface and checks addr/prefix.
+func linkAndNet(name string, addr net.IP, prefix int) (netlink.Link, *net.IPNet, error) {
+	l, err := link(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := ipNet(addr, prefix)
+	return l, n, err
+}
+
 // AddrAdd adds addr/prefix to the interface, with an optional IPv4 broadcast
 // address and an optional point-to-point peer (nil when absent).
 func (Links) AddrAdd(name string, addr net.IP, prefix int, brd, peer net.IP) error {
-	l, err := link(name)
-	if err != nil {
-		return err
-	}
-	n, err := ipNet(addr, prefix)
+	l, n, err := linkAndNet(name, addr, prefix)
 	if err != nil {
 		return err
 	}
@@ -62,11 +68,7 @@ func (Links) AddrAdd(name string, addr net.IP, prefix int, brd, peer net.IP) err
 
 // AddrDel removes addr/prefix from the interface.
 func (Links) AddrDel(name string, addr net.IP, prefix int) error {
-	l, err := link(name)
-	if err != nil {
-		return err
-	}
-	n, err := ipNet(addr, prefix)
+	l, n, err := linkAndNet(name, addr, prefix)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package portproto
 
 import (
-	"encoding/binary"
 	"io"
 	"log"
 	"net"
@@ -138,13 +137,8 @@ func (h *harness) reader(fd int) {
 	defer unix.Close(fd)
 	f := readerFd(fd)
 	for {
-		var hdr [4]byte
-		if _, err := io.ReadFull(f, hdr[:]); err != nil {
-			close(h.frames)
-			return
-		}
-		b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-		if _, err := io.ReadFull(f, b); err != nil {
+		b, err := ReadFrame(f)
+		if err != nil {
 			close(h.frames)
 			return
 		}
@@ -181,8 +175,7 @@ func (h *harness) closeInput() {
 // writeRaw sends one {packet,4} frame with arbitrary content.
 func (h *harness) writeRaw(b []byte) {
 	h.t.Helper()
-	frame := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
-	frame = append(frame, b...)
+	frame := AppendFrame(nil, b)
 	for len(frame) > 0 {
 		n, err := unix.Write(h.toSrv, frame)
 		require.NoError(h.t, err)

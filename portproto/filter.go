@@ -68,25 +68,27 @@ func ParseFilter(flags uint16, rules []etf.Term) (*Filter, error) {
 			}
 			continue
 		}
-		if t, isT := etf.TaggedTuple(r, "ethertype", 2); isT {
-			v, isI := etf.AsInt(t[1])
-			if !isI || v < 0 || v > 0xffff {
-				return nil, ErrBadArg
-			}
+		if v, isN := numberedRule(r, "ethertype", 0xffff); isN {
 			f.etherTypes = append(f.etherTypes, uint16(v))
 			continue
 		}
-		if t, isT := etf.TaggedTuple(r, "ip_proto", 2); isT {
-			v, isI := etf.AsInt(t[1])
-			if !isI || v < 0 || v > 0xff {
-				return nil, ErrBadArg
-			}
+		if v, isN := numberedRule(r, "ip_proto", 0xff); isN {
 			f.ipProtos = append(f.ipProtos, uint8(v))
 			continue
 		}
 		return nil, ErrBadArg
 	}
 	return f, nil
+}
+
+// numberedRule matches {tag, N} with 0 <= N <= max.
+func numberedRule(r etf.Term, tag string, max int64) (int64, bool) {
+	t, isT := etf.TaggedTuple(r, tag, 2)
+	if !isT {
+		return 0, false
+	}
+	v, isI := etf.AsInt(t[1])
+	return v, isI && v >= 0 && v <= max
 }
 
 // Allows reports whether pkt (as read from the device) passes the filter.

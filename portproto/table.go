@@ -51,21 +51,36 @@ type command struct {
 	run   handler
 }
 
+// devHandler runs a command whose first argument is a device handle; it
+// gets the device and the remaining arguments.
+type devHandler func(s *Server, d *devState, args []etf.Term) (etf.Term, error)
+
+// onDevice resolves the handle (ebadf when unknown) before running h.
+func onDevice(h devHandler) handler {
+	return func(s *Server, a []etf.Term) (etf.Term, error) {
+		d, err := s.argDevice(a[0])
+		if err != nil {
+			return nil, err
+		}
+		return h(s, d, a[1:])
+	}
+}
+
 // commands is the protocol table of doc/protocol.md, "Commands".
 var commands = map[string]command{
 	"open":      {3, cmdOpen},
-	"close":     {1, cmdClose},
-	"read":      {2, cmdRead},
-	"addr_add":  {4, cmdAddrAdd},
-	"addr_del":  {3, cmdAddrDel},
-	"link_set":  {2, cmdLinkSet},
-	"link_info": {1, cmdLinkInfo},
-	"persist":   {2, cmdPersist},
-	"owner":     {2, cmdOwner},
-	"group":     {2, cmdGroup},
+	"close":     {1, onDevice(cmdClose)},
+	"read":      {2, onDevice(cmdRead)},
+	"addr_add":  {4, onDevice(cmdAddrAdd)},
+	"addr_del":  {3, onDevice(cmdAddrDel)},
+	"link_set":  {2, onDevice(cmdLinkSet)},
+	"link_info": {1, onDevice(cmdLinkInfo)},
+	"persist":   {2, onDevice(cmdPersist)},
+	"owner":     {2, onDevice(cmdOwner)},
+	"group":     {2, onDevice(cmdGroup)},
 	"netns":     {1, cmdNetns},
-	"filter":    {2, cmdFilter},
-	"stats":     {1, cmdStats},
+	"filter":    {2, onDevice(cmdFilter)},
+	"stats":     {1, onDevice(cmdStats)},
 }
 
 // Commands lists the command names of the protocol table, sorted.
@@ -102,20 +117,12 @@ func cmdOpen(s *Server, a []etf.Term) (etf.Term, error) {
 	return okWith(etf.Tuple([]byte(d.Name()), int(d.Flags()))), nil
 }
 
-func cmdClose(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
+func cmdClose(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	return ok, s.closeDevice(d)
 }
 
-func cmdRead(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
-	size, okInt := etf.AsInt(a[1])
+func cmdRead(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	size, okInt := etf.AsInt(a[0])
 	if !okInt || size < 0 {
 		return nil, ErrBadArg
 	}
@@ -129,16 +136,12 @@ func cmdRead(s *Server, a []etf.Term) (etf.Term, error) {
 	return okWith(pkt), nil
 }
 
-func cmdAddrAdd(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
+func cmdAddrAdd(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	addr, prefix, err := argPrefix(a[0], a[1])
 	if err != nil {
 		return nil, err
 	}
-	addr, prefix, err := argPrefix(a[1], a[2])
-	if err != nil {
-		return nil, err
-	}
-	opts, okList := etf.AsList(a[3])
+	opts, okList := etf.AsList(a[2])
 	if !okList {
 		return nil, ErrBadArg
 	}
@@ -167,24 +170,16 @@ func cmdAddrAdd(s *Server, a []etf.Term) (etf.Term, error) {
 	return ok, s.links.AddrAdd(d.Name(), addr, prefix, brd, peer)
 }
 
-func cmdAddrDel(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
-	addr, prefix, err := argPrefix(a[1], a[2])
+func cmdAddrDel(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	addr, prefix, err := argPrefix(a[0], a[1])
 	if err != nil {
 		return nil, err
 	}
 	return ok, s.links.AddrDel(d.Name(), addr, prefix)
 }
 
-func cmdLinkSet(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
-	opts, okList := etf.AsList(a[1])
+func cmdLinkSet(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	opts, okList := etf.AsList(a[0])
 	if !okList {
 		return nil, ErrBadArg
 	}
@@ -219,11 +214,7 @@ func cmdLinkSet(s *Server, a []etf.Term) (etf.Term, error) {
 	return ok, nil
 }
 
-func cmdLinkInfo(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
+func cmdLinkInfo(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	li, err := s.links.Info(d.Name())
 	if err != nil {
 		return nil, err
@@ -236,12 +227,8 @@ func cmdLinkInfo(s *Server, a []etf.Term) (etf.Term, error) {
 	)), nil
 }
 
-func cmdPersist(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
-	on, isB := etf.AsBool(a[1])
+func cmdPersist(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	on, isB := etf.AsBool(a[0])
 	if !isB {
 		return nil, ErrBadArg
 	}
@@ -251,23 +238,19 @@ func cmdPersist(s *Server, a []etf.Term) (etf.Term, error) {
 	return ok, d.SetPersist(on)
 }
 
-func cmdOwner(s *Server, a []etf.Term) (etf.Term, error) {
-	return idCommand(s, a, "owner", Device.SetOwner)
+func cmdOwner(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	return idCommand(s, d, a[0], "owner", Device.SetOwner)
 }
 
-func cmdGroup(s *Server, a []etf.Term) (etf.Term, error) {
-	return idCommand(s, a, "group", Device.SetGroup)
+func cmdGroup(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	return idCommand(s, d, a[0], "group", Device.SetGroup)
 }
 
-func idCommand(s *Server, a []etf.Term, op string, set func(Device, int) error) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
+func idCommand(s *Server, d *devState, idT etf.Term, op string, set func(Device, int) error) (etf.Term, error) {
 	if err := s.policy.Operation(op); err != nil {
 		return nil, s.denied(err)
 	}
-	id, isI := etf.AsInt(a[1])
+	id, isI := etf.AsInt(idT)
 	if !isI || id < -1 || id > 1<<32-1 {
 		return nil, ErrBadArg
 	}
@@ -343,12 +326,8 @@ func cmdNetns(s *Server, a []etf.Term) (etf.Term, error) {
 	return ok, s.netns(string(path))
 }
 
-func cmdFilter(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
-	rules, isL := etf.AsList(a[1])
+func cmdFilter(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	rules, isL := etf.AsList(a[0])
 	if !isL {
 		return nil, ErrBadArg
 	}
@@ -360,11 +339,7 @@ func cmdFilter(s *Server, a []etf.Term) (etf.Term, error) {
 	return ok, nil
 }
 
-func cmdStats(s *Server, a []etf.Term) (etf.Term, error) {
-	d, err := s.argDevice(a[0])
-	if err != nil {
-		return nil, err
-	}
+func cmdStats(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	st := d.stats
 	kv := func(k string, v uint64) etf.Term { return etf.Tuple(etf.Atom(k), etf.Uint(v)) }
 	return okWith(etf.List(

@@ -74,6 +74,9 @@ func contains(l []int, v int) bool {
 // and prctl state are per thread).
 func allThreads(trap, a1, a2, a3 uintptr) error {
 	_, _, errno := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	if errno == syscall.ENOTSUP {
+		return fmt.Errorf("%w (the binary was built with cgo: build it with CGO_ENABLED=0, as make does)", errno)
+	}
 	if errno != 0 {
 		return errno
 	}

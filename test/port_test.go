@@ -2,7 +2,6 @@ package test
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/tunctl/tunctl/etf"
+	"github.com/tunctl/tunctl/portproto"
 )
 
 var portBinary string
@@ -25,6 +25,7 @@ func TestMain(m *testing.M) {
 	}
 	portBinary = filepath.Join(dir, "tunctl_port")
 	build := exec.Command("go", "build", "-o", portBinary, "../cmd/tunctl_port")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make builds it (the sandbox needs it)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		panic(err)
@@ -98,12 +99,8 @@ func startPort(t *testing.T, args ...string) *port {
 func (p *port) readFrames() {
 	defer close(p.frames)
 	for {
-		var hdr [4]byte
-		if _, err := io.ReadFull(p.out, hdr[:]); err != nil {
-			return
-		}
-		b := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-		if _, err := io.ReadFull(p.out, b); err != nil {
+		b, err := portproto.ReadFrame(p.out)
+		if err != nil {
 			return
 		}
 		term, err := etf.Decode(b)
@@ -116,7 +113,7 @@ func (p *port) readFrames() {
 
 func (p *port) raw(b []byte) {
 	p.t.Helper()
-	_, err := p.stdin.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...))
+	_, err := p.stdin.Write(portproto.AppendFrame(nil, b))
 	require.NoError(p.t, err)
 }
 
