@@ -66,11 +66,27 @@ func (Links) AddrAdd(name string, addr net.IP, prefix int, brd, peer net.IP) err
 	return opErr("RTM_NEWADDR", netlink.AddrAdd(l, a))
 }
 
-// AddrDel removes addr/prefix from the interface.
+// AddrDel removes addr/prefix from the interface. The address is looked up
+// first, so that a point-to-point address (which the kernel keys by its
+// peer) is removed as well.
 func (Links) AddrDel(name string, addr net.IP, prefix int) error {
 	l, n, err := linkAndNet(name, addr, prefix)
 	if err != nil {
 		return err
+	}
+	family := netlink.FAMILY_V4
+	if addr.To4() == nil {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(l, family)
+	if err != nil {
+		return opErr("RTM_GETADDR", err)
+	}
+	for _, a := range addrs {
+		ones, _ := a.Mask.Size()
+		if a.IP.Equal(addr) && ones == prefix {
+			return opErr("RTM_DELADDR", netlink.AddrDel(l, &a))
+		}
 	}
 	return opErr("RTM_DELADDR", netlink.AddrDel(l, &netlink.Addr{IPNet: n}))
 }

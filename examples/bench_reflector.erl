@@ -40,7 +40,7 @@
 %% `{active, N}' when none is given.
 -define(ACTIVE_N, 128).
 %% recv/3 timeout in passive mode: only bounds how late a stop is seen.
--define(RECV_TIMEOUT, 200).
+-define(RECV_TIMEOUT, 1000).
 -define(START_TIMEOUT, 20000).
 
 -record(loop, {

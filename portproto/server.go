@@ -164,7 +164,7 @@ func (s *Server) readDevice(d *devState) {
 			if err != unix.EAGAIN {
 				d.failed = true
 				d.stats.RxErrors++
-				s.event("tuntap_error", d.ref, err)
+				s.event("tuntap_read_error", d.ref, err)
 			}
 			return
 		}
@@ -187,13 +187,25 @@ func (s *Server) readDevice(d *devState) {
 	}
 }
 
-// readOne reads a single packet for the read command.
+// readOne reads a single packet for the read command, skipping (and
+// counting) packets the device's filter drops, as the active path does.
 func (s *Server) readOne(d *devState) ([]byte, error) {
-	n, err := d.Read(s.rbuf)
-	if err != nil {
-		return nil, err
+	for {
+		n, err := d.Read(s.rbuf)
+		if err != nil {
+			if err != unix.EAGAIN {
+				d.stats.RxErrors++
+			}
+			return nil, err
+		}
+		if !d.filter.Allows(s.rbuf[:n]) {
+			d.stats.Filtered++
+			continue
+		}
+		d.stats.RxPackets++
+		d.stats.RxBytes += uint64(n)
+		return s.rbuf[:n], nil
 	}
-	return s.rbuf[:n], nil
 }
 
 // readInput reads what stdin has and handles every complete frame.

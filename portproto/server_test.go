@@ -237,7 +237,7 @@ func TestProtocolDocMatchesTable(t *testing.T) {
 	for _, m := range regexp.MustCompile("(?m)^\\| `\\{([a-z_]+),").FindAllSubmatch(doc, -1) {
 		name := string(m[1])
 		if name != "call" && name != "send" && name != "active" && name != "reply" &&
-			name != "tuntap" && name != "tuntap_error" && name != "tunctl_error" && name != "tunctl_port" {
+			name != "tuntap" && name != "tuntap_error" && name != "tuntap_read_error" && name != "tunctl_error" && name != "tunctl_port" {
 			documented = append(documented, name)
 		}
 	}
@@ -307,4 +307,35 @@ func TestNetnsOnlyBeforeOpen(t *testing.T) {
 	assert.Equal(t, "eperm", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))), "no Netns hook: refused")
 	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
 	assert.Equal(t, "ebusy", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))))
+}
+
+func TestReadCommandFilters(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun", "no_pi"))))
+	require.True(t, isOK(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"))))))
+	udp4 := make([]byte, 28)
+	udp4[0], udp4[9] = 0x45, unix.IPPROTO_UDP
+	tcp4 := make([]byte, 40)
+	tcp4[0], tcp4[9] = 0x45, unix.IPPROTO_TCP
+	for _, p := range [][]byte{tcp4, tcp4, udp4} {
+		_, err := unix.Write(h.dev(0).peer, p)
+		require.NoError(t, err)
+	}
+	tu, ok := etf.TaggedTuple(h.call(etf.Tuple(atom("read"), 1, 1500)), "ok", 2)
+	require.True(t, ok)
+	pkt, _ := etf.AsBinary(tu[1])
+	assert.Equal(t, udp4, pkt)
+	assert.Equal(t, "eagain", errorOf(h.call(etf.Tuple(atom("read"), 1, 1500))))
+	tu, ok = etf.TaggedTuple(h.call(etf.Tuple(atom("stats"), 1)), "ok", 2)
+	require.True(t, ok)
+	kvs, _ := etf.AsList(tu[1])
+	got := map[string]int64{}
+	for _, kv := range kvs {
+		p, _ := etf.AsTuple(kv)
+		k, _ := etf.AsAtom(p[0])
+		got[k], _ = etf.AsInt(p[1])
+	}
+	assert.EqualValues(t, 2, got["filtered"])
+	assert.EqualValues(t, 1, got["rx_packets"])
 }

@@ -166,14 +166,17 @@ for size in $SIZES; do
         w=$(gen "$size" "${SECS}s" window)
         cpu=$(cpu_since "$REFL" "$t0" "$n0")
         p=$(gen "$size" "${PP_SECS}s" pingpong)
+        # datagrams the kernel dropped at the device's queue (it holds 500)
+        kdrop=$(awk -v d="$DEV:" '{ l = $0; sub(/:/, ": ", l); split(l, f, " "); if (f[1] == d) print f[13] }' /proc/net/dev)
         stop_reflector
         echo "$kind $size: $w"
         echo "$kind $size: $p"
+        echo "$kind $size: device tx_dropped=$kdrop"
         PPS[$kind.$size]=$(kv "$w" pps)
         LOST[$kind.$size]=$(kv "$w" lost)
         IDLE[$kind.$size]=$idle
-        ROW[$kind.$size]=$(printf '%-12s %5s %9s %7s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
-            "$(kv "$w" pps)" "@RATIO@" "$(kv "$w" lost)" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
+        ROW[$kind.$size]=$(printf '%-12s %5s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
+            "$(kv "$w" pps)" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
             "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$idle")
     done
 done
@@ -186,9 +189,10 @@ ratio() {
 
 echo
 echo "== results (pps: answered datagrams/s in window mode; ratio: to direct at the same size;"
+echo "   kdrop: dropped by the kernel at the device queue (window + ping-pong runs);"
 echo "   rtt: window-mode round trip under load; pp: ping-pong round trip; cpu: reflector tree,"
 echo "   % of one CPU, during the window run; idle: same with the device up and no traffic)"
-printf '%-12s %5s %9s %7s %6s %8s %8s %8s %8s %7s %7s\n' case size pps ratio lost rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% idle%
+printf '%-12s %5s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s\n' case size pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% idle%
 for size in $SIZES; do
     for kind in $CASES; do
         echo "${ROW[$kind.$size]/@RATIO@/$(ratio "$kind" "$size")}"

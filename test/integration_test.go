@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -177,4 +178,19 @@ func TestIntegrationNoFdLeak(t *testing.T) {
 		assert.Equal(t, "einval", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("bad name"), atoms("tun", "tap")))))
 	}
 	assert.Equal(t, before, fdCount(t, pid))
+}
+
+func TestIntegrationPointToPointAddressRemoved(t *testing.T) {
+	p := startPort(t)
+	open(p, 1, "it-ptp0", "tun", "no_pi")
+	p.mustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 5, 1}, 32,
+		etf.List(etf.Tuple(etf.Atom("peer"), []byte{198, 18, 5, 2}))))
+	out, err := exec.Command("ip", "-o", "-4", "addr", "show", "dev", "it-ptp0").CombinedOutput()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "inet 198.18.5.1 peer 198.18.5.2/32")
+	p.mustOK(etf.Tuple(etf.Atom("addr_del"), 1, []byte{198, 18, 5, 1}, 32))
+	out, err = exec.Command("ip", "-o", "-4", "addr", "show", "dev", "it-ptp0").CombinedOutput()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "198.18.5.1")
+	assert.Equal(t, "eaddrnotavail", errorReason(p.call(etf.Tuple(etf.Atom("addr_del"), 1, []byte{198, 18, 5, 1}, 32))))
 }

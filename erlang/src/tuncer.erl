@@ -58,8 +58,12 @@
     recv/1, recv/2, recv/3,
 
     up/2, up/3, down/1,
+    addr_del/2, addr_del/3,
     dstaddr/2, broadcast/2,
     mtu/1, mtu/2,
+
+    filter/2, stats/1,
+    header/1, header/2,
 
     controlling_process/2,
     setopt/2
@@ -91,10 +95,45 @@
 -type posix() :: atom().
 -type active() :: boolean() | once | -32768..32767.
 -type flag() :: tun | tap | no_pi | one_queue | multi_queue | vnet_hdr | tun_excl.
--type option() :: flag() | {active, active()}.
+-type option() ::
+    flag()
+    | {active, active()}
+    | {addr, ip()}
+    | {netmask, ip()}
+    | {prefixlen, 0..128}
+    | {dstaddr, ip()}
+    | {mtu, integer()}
+    | {up, boolean()}
+    | {namespace, file:filename_all()}
+    | {filter, [rule()]}.
 -type ip() :: inet:ip_address() | string() | binary().
+-type mask() :: 0..128 | ip().
+-type rule() :: ipv4 | ipv6 | arp | icmp | icmpv6 | udp | tcp | {ethertype, 0..65535} | {ip_proto, 0..255}.
+-type stats() :: #{
+    rx_packets := non_neg_integer(),
+    rx_bytes := non_neg_integer(),
+    tx_packets := non_neg_integer(),
+    tx_bytes := non_neg_integer(),
+    filtered := non_neg_integer(),
+    rx_errors := non_neg_integer(),
+    tx_errors := non_neg_integer()
+}.
+-type vnet_hdr() :: #{
+    flags := byte(),
+    gso_type := byte(),
+    hdr_len := 0..65535,
+    gso_size := 0..65535,
+    csum_start := 0..65535,
+    csum_offset := 0..65535
+}.
+-type header() :: #{flags => 0..65535, proto => 0..65535, vnet => vnet_hdr()}.
+% A configuration step, a port command without its Ref.
+-type step() :: tuple().
 
--export_type([dev/0, handle/0, option/0, active/0]).
+-export_type([dev/0, handle/0, option/0, active/0, ip/0, mask/0, rule/0, stats/0, header/0, vnet_hdr/0]).
+
+-define(IFF_NO_PI, 16#1000).
+-define(IFF_VNET_HDR, 16#4000).
 
 -record(state, {
     owner :: pid(),
@@ -116,8 +155,8 @@
     hold = false :: false | reference(),
     id = 1 :: non_neg_integer(),
     pending = #{} :: #{non_neg_integer() => {gen_server:from(), term()}},
-    % IPv4 address configured through this process: {Addr, PrefixLen}
-    addr4 :: undefined | {<<_:32>>, 0..32}
+    % addresses configured through this process, newest first
+    addrs = [] :: [{binary(), 0..128}]
 }).
 
 %%--------------------------------------------------------------------
@@ -137,29 +176,66 @@ create() ->
 create(Name) ->
     create(Name, []).
 
-%% @doc Create a TUN/TAP device.
+%% @doc Create a TUN/TAP device, or attach to an existing one.
 %%
 %% `Name' is the interface name (a string or binary); `<<>>' lets the kernel
 %% choose one (`tap0', `tun0', ...). Names of 16 bytes or more return
-%% `{error, einval}'.
+%% `{error, einval}'. When an interface called `Name' exists, the device is
+%% attached with `CAP_NET_ADMIN' lowered: the kernel applies its
+%% owner/group (`{error, eperm}' when they are another user's); a
+%% `multi_queue' device opened again adds one queue.
 %%
-%% `Options' default to `[tap, no_pi, {active, false}]' when empty;
-%% otherwise they are used as given, with `tap' added when neither `tun' nor
-%% `tap' is present. An unknown option raises `badarg'.
+%% Device flags: `tun', `tap', `no_pi', `one_queue', `multi_queue',
+%% `vnet_hdr', `tun_excl'. When none is given they default to
+%% `[tap, no_pi]'; when some are given they are used as given, with `tap'
+%% added when neither `tun' nor `tap' is present. `{active, A}' defaults to
+%% `false'.
+%%
+%% Configuration, applied before `create' returns and all-or-nothing: if a
+%% step fails the device is closed (so a device created by this call is
+%% removed) and `create' returns that step's error.
+%% <ul>
+%% <li>`{addr, IP}': assign an address (as `up/2,3'); the link goes up
+%%     unless `{up, false}' is given.</li>
+%% <li>`{netmask, Mask}' or `{prefixlen, N}': the prefix of `{addr, IP}'
+%%     (default as `up/2').</li>
+%% <li>`{dstaddr, IP}': the point-to-point peer of `{addr, IP}' (as
+%%     `dstaddr/2'); the address becomes `/32' or `/128'.</li>
+%% <li>`{mtu, N}', `{up, Bool}': as `mtu/2', `up/2' and `down/1'.</li>
+%% <li>`{filter, Rules}': as `filter/2', set before any packet is read.</li>
+%% <li>`{namespace, Path}': create the device in the network namespace at
+%%     `Path' (`/run/netns/NAME', `/proc/PID/ns/net'); configuration applies
+%%     there. The port is started with `-allow-netns' and needs
+%%     `CAP_SYS_ADMIN' as well as `CAP_NET_ADMIN': without it
+%%     `{error, eperm}' and no device is created.</li>
+%% </ul>
+%% Steps run in this order: namespace, open, filter, MTU, link up,
+%% address (with `{up, false}': address, link down). When attaching to an existing persistent device, steps that
+%% succeeded before a failing one are not undone.
+%%
+%% A malformed option raises `badarg'; an invalid value (an address that
+%% does not parse, a non-contiguous netmask, `{dstaddr, _}' without
+%% `{addr, _}', mixed families) returns `{error, einval}'.
 %%
 %% ```
 %% 1> {ok, Dev} = tuncer:create(<<"tun7">>, [tun, no_pi, {active, true}]).
 %% {ok,<0.90.0>}
-%% 2> tuncer:devname(Dev).
-%% <<"tun7">>
+%% 2> {ok, P2P} = tuncer:create(<<>>, [tun, no_pi, {addr, "2001:db8::1"},
+%%        {dstaddr, "2001:db8::2"}, {mtu, 1400}, {filter, [icmpv6, udp]}]).
+%% {ok,<0.93.0>}
 %% '''
 -spec create(iodata(), [option()]) -> {ok, dev()} | {error, term()}.
 create(Name, Options) when is_list(Options) ->
     Ifname = ifname(Name),
-    {Flags, Active} = options(Options),
+    {Flags, Active, Config} = options(Options),
     case byte_size(Ifname) < ?IFNAMSIZ of
-        true -> start(Ifname, Flags, Active);
-        false -> {error, einval}
+        true ->
+            case config(Config) of
+                {ok, Netns, Steps} -> start({Ifname, Flags, Active, Netns, Steps});
+                {error, _} = Error -> Error
+            end;
+        false ->
+            {error, einval}
     end;
 create(_, _) ->
     erlang:error(badarg).
@@ -191,15 +267,40 @@ destroy(Dev) when is_pid(Dev) ->
 persist(Dev, Bool) when is_pid(Dev), is_boolean(Bool) ->
     port_call(Dev, {persist, Bool}).
 
-%% @doc Set the uid owning the interface (`TUNSETOWNER').
--spec owner(dev(), non_neg_integer()) -> ok | {error, posix()}.
+%% @doc Set the user owning the interface (`TUNSETOWNER'): a uid, or a user
+%% name looked up in `/etc/passwd' by this process (the port opens no
+%% files). An unknown name returns `{error, einval}'. Once set, only that
+%% user can attach to the device (`create/2' with its name).
+%%
+%% ```
+%% 1> tuncer:owner(Dev, "nobody").
+%% ok
+%% '''
+-spec owner(dev(), non_neg_integer() | string() | binary()) -> ok | {error, posix()}.
 owner(Dev, Uid) when is_pid(Dev), is_integer(Uid), Uid >= 0 ->
-    port_call(Dev, {owner, Uid}).
+    port_call(Dev, {owner, Uid});
+owner(Dev, User) when is_pid(Dev), is_list(User); is_pid(Dev), is_binary(User) ->
+    case lookup_id("/etc/passwd", User) of
+        {ok, Uid} -> owner(Dev, Uid);
+        {error, _} = Error -> Error
+    end.
 
-%% @doc Set the gid owning the interface (`TUNSETGROUP').
--spec group(dev(), non_neg_integer()) -> ok | {error, posix()}.
+%% @doc Set the group owning the interface (`TUNSETGROUP'): a gid, or a
+%% group name looked up in `/etc/group'. An unknown name returns
+%% `{error, einval}'.
+%%
+%% ```
+%% 1> tuncer:group(Dev, 4322).
+%% ok
+%% '''
+-spec group(dev(), non_neg_integer() | string() | binary()) -> ok | {error, posix()}.
 group(Dev, Gid) when is_pid(Dev), is_integer(Gid), Gid >= 0 ->
-    port_call(Dev, {group, Gid}).
+    port_call(Dev, {group, Gid});
+group(Dev, Group) when is_pid(Dev), is_list(Group); is_pid(Dev), is_binary(Group) ->
+    case lookup_id("/etc/group", Group) of
+        {ok, Gid} -> group(Dev, Gid);
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Read a packet from the device named by a handle.
 %% @equiv read(Handle, 65551)
@@ -303,8 +404,15 @@ controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
             gen_server:cast(Dev, {release, Hold})
     end.
 
-%% @doc Assign an IPv4 address (`/32', broadcast `x.x.x.255') and bring the
-%% link up. An IPv6 address is assigned as `/64'.
+%% @doc Assign an address and bring the link up: IPv4 as `/32' with the
+%% broadcast address `x.x.x.255' (as msantos/tunctl), IPv6 as `/64'.
+%%
+%% `IP' is a tuple, a string or a binary (`"198.18.0.1"',
+%% `<<"2001:db8::1">>', or the 4 or 16 bytes of the address). An address
+%% that does not parse returns `{error, einval}'; a term that is not an
+%% address at all (an atom, a number) raises `badarg'. Kernel errors come
+%% back as posix atoms (`eexist' for an address already assigned, `enodev'
+%% when the interface was deleted, `eacces' when a policy refuses it).
 %%
 %% ```
 %% 1> tuncer:up(Dev, "198.18.0.1").
@@ -312,52 +420,110 @@ controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
 %% '''
 -spec up(dev(), ip()) -> ok | {error, posix()}.
 up(Dev, IP) when is_pid(Dev) ->
-    case address(IP) of
-        <<A, B, C, _>> = Addr -> configure(Dev, {addr_add, Addr, 32, [{broadcast, <<A, B, C, 255>>}]});
-        Addr -> up(Dev, Addr, 64)
-    end.
+    einval(fun() -> configure(Dev, addr_cmd(ip(IP), default, undefined)) end).
 
-%% @doc Assign an IPv4 or IPv6 address with a prefix length and bring the
-%% link up. IPv4 addresses get the broadcast address of their network.
+%% @doc Assign an IPv4 or IPv6 address with a prefix length or a netmask
+%% and bring the link up. IPv4 addresses get the broadcast address of their
+%% network. Call it again to add more addresses. A prefix length out of
+%% range or a non-contiguous netmask returns `{error, einval}'.
 %%
 %% ```
 %% 1> tuncer:up(Dev, {198,18,0,1}, 24).
 %% ok
-%% 2> tuncer:up(Dev, "2001:db8::1", 64).
+%% 2> tuncer:up(Dev, "198.18.1.1", "255.255.255.0").
+%% ok
+%% 3> tuncer:up(Dev, "2001:db8::1", 64).
 %% ok
 %% '''
--spec up(dev(), ip(), 0..128) -> ok | {error, posix()}.
-up(Dev, IP, PrefixLen) when is_pid(Dev), is_integer(PrefixLen), PrefixLen >= 0 ->
-    case address(IP) of
-        <<_:32>> = Addr when PrefixLen =< 32 ->
-            configure(Dev, {addr_add, Addr, PrefixLen, broadcast_opt(Addr, PrefixLen)});
-        <<_:128>> = Addr when PrefixLen =< 128 ->
-            configure(Dev, {addr_add, Addr, PrefixLen, []});
-        _ ->
-            erlang:error(badarg)
-    end.
+-spec up(dev(), ip(), mask()) -> ok | {error, posix()}.
+up(Dev, IP, Mask) when is_pid(Dev) ->
+    einval(fun() ->
+        Addr = ip(IP),
+        configure(Dev, addr_cmd(Addr, prefix(Addr, Mask), undefined))
+    end).
 
-%% @doc Bring the link down.
+%% @doc Remove an address assigned through this device process, with the
+%% prefix it was assigned with; `{error, eaddrnotavail}' when this process
+%% did not assign it (use `addr_del/3').
+%%
+%% ```
+%% 1> tuncer:addr_del(Dev, "198.18.1.1").
+%% ok
+%% '''
+-spec addr_del(dev(), ip()) -> ok | {error, posix()}.
+addr_del(Dev, IP) when is_pid(Dev) ->
+    einval(fun() ->
+        Addr = ip(IP),
+        case call(Dev, {prefix, Addr}) of
+            {ok, Len} -> port_call(Dev, {addr_del, Addr, Len});
+            {error, _} = Error -> Error
+        end
+    end).
+
+%% @doc Remove the address `IP' with this prefix length or netmask (the
+%% kernel matches both): `{error, eaddrnotavail}' when the interface has no
+%% such address.
+%%
+%% ```
+%% 1> tuncer:addr_del(Dev, "2001:db8::1", 64).
+%% ok
+%% '''
+-spec addr_del(dev(), ip(), mask()) -> ok | {error, posix()}.
+addr_del(Dev, IP, Mask) when is_pid(Dev) ->
+    einval(fun() ->
+        Addr = ip(IP),
+        port_call(Dev, {addr_del, Addr, prefix(Addr, Mask)})
+    end).
+
+%% @doc Bring the link down. Addresses stay assigned.
 -spec down(dev()) -> ok | {error, posix()}.
 down(Dev) when is_pid(Dev) ->
     port_call(Dev, {link_set, [{up, false}]}).
 
-%% @doc Set the remote address of a point-to-point link. The IPv4 address
-%% assigned with `up/2,3' is replaced by the same address with this peer;
-%% `{error, eaddrnotavail}' if none was assigned.
+%% @doc Set the point-to-point peer, IPv4 or IPv6. The newest address of
+%% the same family assigned through this process is replaced by the same
+%% address, as `/32' or `/128', with this peer; `{error, eaddrnotavail}' if
+%% there is none. Known limit: the port cannot yet remove an IPv4 address
+%% that has a peer, so a second `dstaddr/2' (or `broadcast/2', or
+%% `addr_del/2,3') on it returns `{error, eaddrnotavail}'; IPv6 works.
+%%
+%% ```
+%% 1> tuncer:up(Dev, "198.18.0.1"), tuncer:dstaddr(Dev, "198.18.0.2").
+%% ok
+%% 2> tuncer:up(Dev, "2001:db8::1", 64), tuncer:dstaddr(Dev, "2001:db8::2").
+%% ok
+%% '''
 -spec dstaddr(dev(), ip()) -> ok | {error, posix()}.
 dstaddr(Dev, IP) when is_pid(Dev) ->
-    Peer = address4(IP),
-    readdr(Dev, fun(Addr, _) -> {addr_add, Addr, 32, [{peer, Peer}]} end).
+    einval(fun() ->
+        Peer = ip(IP),
+        readdr(Dev, bit_size(Peer), fun(Addr, _) -> addr_cmd(Addr, default, Peer) end)
+    end).
 
-%% @doc Set the broadcast address of the IPv4 address assigned with
-%% `up/2,3'; `{error, eaddrnotavail}' if none was assigned.
+%% @doc Set the broadcast address of the newest IPv4 address assigned
+%% through this process; `{error, eaddrnotavail}' if there is none.
+%%
+%% ```
+%% 1> tuncer:broadcast(Dev, "198.18.0.127").
+%% ok
+%% '''
 -spec broadcast(dev(), ip()) -> ok | {error, posix()}.
 broadcast(Dev, IP) when is_pid(Dev) ->
-    Broadcast = address4(IP),
-    readdr(Dev, fun(Addr, Len) -> {addr_add, Addr, Len, [{broadcast, Broadcast}]} end).
+    einval(fun() ->
+        case ip(IP) of
+            <<_:32>> = Brd ->
+                readdr(Dev, 32, fun(Addr, Len) -> {addr_add, Addr, Len, [{broadcast, Brd}]} end);
+            _ ->
+                throw(einval)
+        end
+    end).
 
 %% @doc The MTU of the interface.
+%%
+%% ```
+%% 1> tuncer:mtu(Dev).
+%% 1500
+%% '''
 -spec mtu(dev()) -> pos_integer() | {error, posix()}.
 mtu(Dev) when is_pid(Dev) ->
     case port_call(Dev, {link_info}) of
@@ -365,24 +531,107 @@ mtu(Dev) when is_pid(Dev) ->
         {error, _} = Error -> Error
     end.
 
-%% @doc Set the MTU of the interface.
--spec mtu(dev(), pos_integer()) -> ok | {error, posix()}.
-mtu(Dev, MTU) when is_pid(Dev), is_integer(MTU), MTU > 0 ->
+%% @doc Set the MTU of the interface. Values the kernel refuses (zero,
+%% negative, above the device's maximum of 65535) return `{error, einval}'.
+%%
+%% ```
+%% 1> tuncer:mtu(Dev, 1400).
+%% ok
+%% '''
+-spec mtu(dev(), integer()) -> ok | {error, posix()}.
+mtu(Dev, MTU) when is_pid(Dev), is_integer(MTU) ->
     port_call(Dev, {link_set, [{mtu, MTU}]}).
+
+%% @doc Drop, in the port, packets read from the device that match none of
+%% `Rules', before they reach the BEAM (`[]' removes the filter). A rule is
+%% an EtherType (`ipv4', `ipv6', `arp', `{ethertype, N}') or an IP protocol
+%% (`icmp', `icmpv6', `udp', `tcp', `{ip_proto, N}', matched against the
+%% IPv4 protocol or IPv6 next header field, no extension header walk).
+%% Dropped packets are counted as `filtered' by `stats/1'. An unknown rule
+%% raises `badarg'. The filter applies to the packets the port reads for an
+%% active owner and for `recv/3'; `recv/1,2' and `read/1,2' are not
+%% filtered.
+%%
+%% ```
+%% 1> tuncer:filter(Dev, [udp, icmpv6]).
+%% ok
+%% '''
+-spec filter(dev(), [rule()]) -> ok | {error, posix()}.
+filter(Dev, Rules) when is_pid(Dev), is_list(Rules) ->
+    _ = [erlang:error(badarg) || R <- Rules, not is_rule(R)],
+    port_call(Dev, {filter, Rules}).
+
+%% @doc Counters kept by the port for the device: `rx' is device to BEAM
+%% (packets delivered), `tx' BEAM to device (packets written), `filtered'
+%% the packets dropped by `filter/2', and the read and write errors.
+%%
+%% ```
+%% 1> tuncer:stats(Dev).
+%% {ok,#{filtered => 2,rx_bytes => 84,rx_errors => 0,rx_packets => 1,
+%%       tx_bytes => 84,tx_errors => 0,tx_packets => 1}}
+%% '''
+-spec stats(dev()) -> {ok, stats()} | {error, posix()}.
+stats(Dev) when is_pid(Dev) ->
+    case port_call(Dev, {stats}) of
+        {ok, Counters} -> {ok, maps:from_list(Counters)};
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Decode the 4-byte packet information header (`struct tun_pi') in
+%% front of a packet read from a device created without `no_pi' (and
+%% without `vnet_hdr').
+%% @equiv header(Packet, [tun])
+-spec header(binary()) -> {ok, header(), binary()} | {error, einval}.
+header(Packet) ->
+    header(Packet, [tun]).
+
+%% @doc Decode the headers the kernel puts in front of the packets of a
+%% device with these flags: `Flags' is the integer `flags/1' returns, or
+%% the option list the device was created with.
+%%
+%% Returns `{ok, Header, Payload}', `Payload' being the IP packet (TUN) or
+%% the Ethernet frame (TAP), a sub-binary. `Header' is a map with
+%% <ul>
+%% <li>without `no_pi': `flags' (`TUN_PKT_STRIP' = 1 when the packet was
+%%     truncated) and `proto' (the EtherType, e.g. `16#86DD');</li>
+%% <li>with `vnet_hdr': `vnet', the 10-byte `struct virtio_net_hdr':
+%%     `flags' (1 `NEEDS_CSUM', 2 `DATA_VALID'), `gso_type' (0 none,
+%%     1 TCPv4, 3 UDP, 4 TCPv6, 5 UDP_L4, + 16#80 ECN), `hdr_len',
+%%     `gso_size', `csum_start', `csum_offset'.</li>
+%% </ul>
+%% With `no_pi' and without `vnet_hdr' it is `#{}'. `proto' is in network
+%% byte order, the other fields in host byte order, as the kernel writes
+%% them. A packet shorter than its headers returns `{error, einval}'.
+%%
+%% ```
+%% 1> {ok, Dev} = tuncer:create(<<>>, [tun, vnet_hdr, {active, true}]).
+%% 2> receive {tuntap, Dev, P} -> tuncer:header(P, tuncer:flags(Dev)) end.
+%% {ok,#{flags => 0,proto => 34525,
+%%       vnet => #{csum_offset => 0,csum_start => 0,flags => 0,
+%%                 gso_size => 0,gso_type => 0,hdr_len => 0}},
+%%     <<96,0,0,0,0,16,58,255,...>>}
+%% '''
+-spec header(binary(), non_neg_integer() | [option()]) -> {ok, header(), binary()} | {error, einval}.
+header(Packet, Flags) when is_binary(Packet), is_integer(Flags), Flags >= 0 ->
+    header(Packet, Flags band ?IFF_NO_PI =:= 0, Flags band ?IFF_VNET_HDR =/= 0);
+header(Packet, Options) when is_binary(Packet), is_list(Options) ->
+    header(Packet, not lists:member(no_pi, Options), lists:member(vnet_hdr, Options)).
 
 %%--------------------------------------------------------------------
 %%% Callbacks
 %%--------------------------------------------------------------------
 
 %% @private
--spec init({pid(), binary(), [flag()], active()}) -> {ok, #state{}} | {stop, {shutdown, term()}}.
-init({Owner, Ifname, Flags, Active}) ->
+-spec init({pid(), {binary(), [flag()], active(), binary() | undefined, [step()]}}) ->
+    {ok, #state{}} | {stop, {shutdown, term()}}.
+init({Owner, {Ifname, Flags, Active, Netns, Steps}}) ->
     process_flag(trap_exit, true),
     {ok, Ref} = tunctl_registry:alloc(self()),
-    case open(Ref, Ifname, Flags) of
-        {ok, Port, {Dev, FlagsInt}} ->
+    case open(Ref, Ifname, Flags, Netns, Steps) of
+        {ok, Port, {Dev, FlagsInt}, Id} ->
             true = link(Owner),
-            State = #state{owner = Owner, port = Port, ref = Ref, dev = Dev, flags = FlagsInt},
+            State0 = #state{owner = Owner, port = Port, ref = Ref, dev = Dev, flags = FlagsInt, id = Id},
+            State = lists:foldl(fun configured/2, State0, Steps),
             {ok, set_active(Active, State)};
         {error, Reason} ->
             ok = tunctl_registry:free(Ref),
@@ -399,10 +648,16 @@ handle_call(flags, _From, #state{flags = Flags} = State) ->
     {reply, Flags, State};
 handle_call(getfd, _From, #state{ref = Ref} = State) ->
     {reply, Ref, State};
-handle_call(addr4, _From, #state{addr4 = undefined} = State) ->
-    {reply, {error, eaddrnotavail}, State};
-handle_call(addr4, _From, #state{addr4 = Addr4} = State) ->
-    {reply, {ok, Addr4}, State};
+handle_call({addr, Bits}, _From, #state{addrs = Addrs} = State) ->
+    case [A || {Addr, _} = A <- Addrs, bit_size(Addr) =:= Bits] of
+        [Newest | _] -> {reply, {ok, Newest}, State};
+        [] -> {reply, {error, eaddrnotavail}, State}
+    end;
+handle_call({prefix, Addr}, _From, #state{addrs = Addrs} = State) ->
+    case lists:keyfind(Addr, 1, Addrs) of
+        {Addr, Len} -> {reply, {ok, Len}, State};
+        false -> {reply, {error, eaddrnotavail}, State}
+    end;
 handle_call(destroy, _From, State) ->
     {stop, normal, ok, State};
 handle_call({port, Cmd}, From, #state{ref = Ref} = State) ->
@@ -490,21 +745,58 @@ terminate(_Reason, #state{port = Port, ref = Ref} = State) ->
 %%% Port
 %%--------------------------------------------------------------------
 
-% Start the port and open the device, waiting for the answers.
-open(Ref, Ifname, Flags) ->
-    case tunctl_proto:open() of
+% Start the port, enter the namespace, open the device and configure it,
+% waiting for each answer. Any failure closes the device and the port.
+open(Ref, Ifname, Flags, Netns, Steps) ->
+    case tunctl_proto:open(port_args(Netns)) of
         {ok, Port, _Caps} ->
-            true = tunctl_proto:command(Port, tunctl_proto:call(0, {open, Ref, Ifname, Flags})),
-            case wait_reply(Port, 0, ?CALL_TIMEOUT) of
-                {ok, {Dev, FlagsInt}} when is_binary(Dev), is_integer(FlagsInt) ->
-                    {ok, Port, {Dev, FlagsInt}};
-                Error ->
+            case setup(Port, Ref, Ifname, Flags, Netns, Steps) of
+                {ok, Dev, Id} ->
+                    {ok, Port, Dev, Id};
+                {error, _} = Error ->
                     ok = tunctl_proto:close(Port),
-                    reason(Error)
+                    Error
             end;
         {error, _} = Error ->
             Error
     end.
+
+port_args(undefined) -> [];
+port_args(_) -> ["-allow-netns"].
+
+setup(Port, Ref, Ifname, Flags, Netns, Steps) ->
+    case enter(Port, Netns) of
+        ok ->
+            case request(Port, 1, {open, Ref, Ifname, Flags}) of
+                {ok, {Dev, FlagsInt}} when is_binary(Dev), is_integer(FlagsInt) ->
+                    case run_steps(Port, Ref, 2, Steps) of
+                        {ok, Id} ->
+                            {ok, {Dev, FlagsInt}, Id};
+                        {Error, Id} ->
+                            ok = close(Port, Ref, Id),
+                            reason(Error)
+                    end;
+                Error ->
+                    reason(Error)
+            end;
+        Error ->
+            reason(Error)
+    end.
+
+enter(_Port, undefined) -> ok;
+enter(Port, Path) -> request(Port, 0, {netns, Path}).
+
+run_steps(_Port, _Ref, Id, []) ->
+    {ok, Id};
+run_steps(Port, Ref, Id, [Step | Steps]) ->
+    case request(Port, Id, erlang:insert_element(2, Step, Ref)) of
+        ok -> run_steps(Port, Ref, Id + 1, Steps);
+        Error -> {Error, Id + 1}
+    end.
+
+request(Port, Id, Cmd) ->
+    true = tunctl_proto:command(Port, tunctl_proto:call(Id, Cmd)),
+    wait_reply(Port, Id, ?CALL_TIMEOUT).
 
 reason({error, _} = Error) -> Error;
 reason(Other) -> {error, {badreply, Other}}.
@@ -553,6 +845,11 @@ frame({reply, Id, Result}, #state{pending = Pending} = State) ->
 frame({tuntap_error, Ref, Posix}, #state{ref = Ref, owner = Owner} = State) ->
     Owner ! {tuntap_error, self(), Posix},
     State;
+% Reading the device failed (deleted from outside, ...): the port stopped
+% polling it; recv/3 callers waiting for a packet get the error.
+frame({tuntap_read_error, Ref, Posix}, #state{ref = Ref, owner = Owner} = State) ->
+    Owner ! {tuntap_error, self(), Posix},
+    refuse_waiters(Posix, State);
 frame({tunctl_error, Reason}, #state{dev = Dev} = State) ->
     ?LOG_WARNING("tuncer ~s: tunctl_port: ~p", [Dev, Reason]),
     State;
@@ -583,11 +880,17 @@ reply(From, _Tag, Result, State) ->
     gen_server:reply(From, Result),
     State.
 
-% Remember the IPv4 address, for dstaddr/2 and broadcast/2.
-configured({addr_add, <<_:32>> = Addr, Len, _}, State) ->
-    State#state{addr4 = {Addr, Len}};
-configured({addr_del, Addr, Len}, #state{addr4 = {Addr, Len}} = State) ->
-    State#state{addr4 = undefined};
+% Remember the addresses, for addr_del/2, dstaddr/2 and broadcast/2. An
+% address with a peer is /32 or /128 whatever the prefix asked for.
+configured({addr_add, Addr, Len0, Opts}, #state{addrs = Addrs} = State) ->
+    Len =
+        case lists:keymember(peer, 1, Opts) of
+            true -> bit_size(Addr);
+            false -> Len0
+        end,
+    State#state{addrs = [{Addr, Len} | lists:delete({Addr, Len}, Addrs)]};
+configured({addr_del, Addr, Len}, #state{addrs = Addrs} = State) ->
+    State#state{addrs = lists:delete({Addr, Len}, Addrs)};
 configured(_, State) ->
     State.
 
@@ -632,12 +935,14 @@ set_active(A, State) ->
 counter(N) when is_integer(N) -> N;
 counter(_) -> 0.
 
-% recv/3 callers cannot wait on an active device.
-refuse_waiters(#state{waiters = Waiters} = State) ->
+% recv/3 callers cannot wait on an active device, nor on one that failed.
+refuse_waiters(State) -> refuse_waiters(einval, State).
+
+refuse_waiters(Reason, #state{waiters = Waiters} = State) ->
     _ = [
         begin
             _ = erlang:cancel_timer(Key),
-            gen_server:reply(From, {error, einval})
+            gen_server:reply(From, {error, Reason})
         end
      || {Key, From, _} <- Waiters
     ],
@@ -692,11 +997,10 @@ truncate(Packet, Size) -> binary:part(Packet, 0, Size).
 %%% Internal functions
 %%--------------------------------------------------------------------
 
-start(Ifname, Flags, Active) ->
+start(Args) ->
     case application:ensure_all_started(tunctl) of
         {ok, _} ->
-            Args = {self(), Ifname, Flags, Active},
-            case gen_server:start(?MODULE, Args, [{timeout, ?START_TIMEOUT}]) of
+            case gen_server:start(?MODULE, {self(), Args}, [{timeout, ?START_TIMEOUT}]) of
                 {error, {shutdown, Reason}} -> {error, Reason};
                 Result -> Result
             end;
@@ -716,15 +1020,48 @@ configure(Dev, AddrAdd) ->
         Error -> Error
     end.
 
-% Replace the IPv4 address assigned by up/2,3 with a new one.
-readdr(Dev, Fun) ->
-    case call(Dev, addr4) of
+% Replace the newest address of a family assigned through this process.
+readdr(Dev, Bits, Fun) ->
+    case call(Dev, {addr, Bits}) of
         {ok, {Addr, Len}} ->
             case port_call(Dev, {addr_del, Addr, Len}) of
                 ok -> port_call(Dev, Fun(Addr, Len));
                 Error -> Error
             end;
         Error ->
+            Error
+    end.
+
+% Invalid values throw einval, returned as {error, einval}.
+einval(Fun) ->
+    try
+        Fun()
+    catch
+        throw:einval -> {error, einval}
+    end.
+
+% The uid or gid of a name in /etc/passwd or /etc/group.
+lookup_id(File, Name) ->
+    Bin = unicode:characters_to_binary(Name),
+    case file:read_file(File) of
+        {ok, Data} ->
+            Ids = [
+                Id
+             || Line <- binary:split(Data, <<"\n">>, [global]),
+                [N, _, Id | _] <- [binary:split(Line, <<":">>, [global])],
+                N =:= Bin
+            ],
+            case Ids of
+                [Id | _] ->
+                    try
+                        {ok, binary_to_integer(Id)}
+                    catch
+                        error:badarg -> {error, einval}
+                    end;
+                [] ->
+                    {error, einval}
+            end;
+        {error, _} = Error ->
             Error
     end.
 
@@ -770,16 +1107,22 @@ ifname(Name) ->
         error:badarg -> erlang:error(badarg)
     end.
 
-options([]) ->
-    options([tap, no_pi, {active, false}]);
+% {Flags, Active, Config}: device flags, active mode, and the configuration
+% options as a map. Malformed options raise badarg.
 options(Options) ->
-    {Flags, Active} = lists:foldl(fun option/2, {[], false}, Options),
-    case lists:member(tun, Flags) orelse lists:member(tap, Flags) of
-        true -> {lists:usort(Flags), Active};
-        false -> {lists:usort([tap | Flags]), Active}
+    {Flags, Active, Config} = lists:foldl(fun option/2, {[], false, #{}}, Options),
+    case Flags of
+        [] -> {[no_pi, tap], Active, Config};
+        _ -> {tun_or_tap(lists:usort(Flags)), Active, Config}
     end.
 
-option(Flag, {Flags, Active}) when
+tun_or_tap(Flags) ->
+    case lists:member(tun, Flags) orelse lists:member(tap, Flags) of
+        true -> Flags;
+        false -> lists:usort([tap | Flags])
+    end.
+
+option(Flag, {Flags, Active, Config}) when
     Flag =:= tun;
     Flag =:= tap;
     Flag =:= no_pi;
@@ -788,46 +1131,158 @@ option(Flag, {Flags, Active}) when
     Flag =:= vnet_hdr;
     Flag =:= tun_excl
 ->
-    {[Flag | Flags], Active};
-option({active, A}, {Flags, _}) when ?IS_ACTIVE(A) ->
-    {Flags, A};
+    {[Flag | Flags], Active, Config};
+option({active, A}, {Flags, _, Config}) when ?IS_ACTIVE(A) ->
+    {Flags, A, Config};
+option({Key, IP} = Opt, Acc) when Key =:= addr; Key =:= dstaddr; Key =:= netmask ->
+    _ = is_ip_term(IP) orelse erlang:error(badarg, [Opt]),
+    config(Key, IP, Acc);
+option({prefixlen, N}, Acc) when is_integer(N) ->
+    config(prefixlen, N, Acc);
+option({mtu, N}, Acc) when is_integer(N) ->
+    config(mtu, N, Acc);
+option({up, B}, Acc) when is_boolean(B) ->
+    config(up, B, Acc);
+option({namespace, Path}, Acc) when is_list(Path); is_binary(Path) ->
+    config(namespace, Path, Acc);
+option({filter, Rules} = Opt, Acc) when is_list(Rules) ->
+    _ = lists:all(fun is_rule/1, Rules) orelse erlang:error(badarg, [Opt]),
+    config(filter, Rules, Acc);
 option(_, _) ->
     erlang:error(badarg).
 
-% An IP address as a 4 or 16 byte binary.
-address({_, _, _, _} = IP) ->
-    address_bin(IP);
-address({_, _, _, _, _, _, _, _} = IP) ->
-    address_bin(IP);
-address(IP) when is_list(IP) ->
-    case inet:parse_strict_address(IP) of
-        {ok, Addr} -> address_bin(Addr);
-        {error, einval} -> erlang:error(badarg)
-    end;
-address(IP) when is_binary(IP) ->
-    case inet:parse_strict_address(binary_to_list(IP)) of
-        {ok, Addr} -> address_bin(Addr);
-        {error, einval} when byte_size(IP) =:= 4; byte_size(IP) =:= 16 -> IP;
-        {error, einval} -> erlang:error(badarg)
-    end;
-address(_) ->
-    erlang:error(badarg).
+config(Key, Value, {Flags, Active, Config}) ->
+    {Flags, Active, Config#{Key => Value}}.
 
-address4(IP) ->
-    case address(IP) of
-        <<_:32>> = Addr -> Addr;
-        _ -> erlang:error(badarg)
+is_ip_term(IP) ->
+    is_list(IP) orelse is_binary(IP) orelse
+        (is_tuple(IP) andalso (tuple_size(IP) =:= 4 orelse tuple_size(IP) =:= 8)).
+
+is_rule(Rule) when
+    Rule =:= ipv4; Rule =:= ipv6; Rule =:= arp; Rule =:= icmp; Rule =:= icmpv6; Rule =:= udp; Rule =:= tcp
+->
+    true;
+is_rule({ethertype, N}) when is_integer(N), N >= 0, N =< 16#ffff -> true;
+is_rule({ip_proto, N}) when is_integer(N), N >= 0, N =< 255 -> true;
+is_rule(_) -> false.
+
+% The configuration options as the namespace to enter and the steps to run
+% after open: filter, MTU, link up, address (or address, link down).
+config(Config) ->
+    try
+        Addr = addr_steps(Config),
+        % Up before the address: the kernel adds the route to an IPv6
+        % peer only when the address is added on a link that is up.
+        Link =
+            case maps:get(up, Config, Addr =/= []) of
+                true -> [{link_set, [{up, true}]}] ++ Addr;
+                false when is_map_key(up, Config) -> Addr ++ [{link_set, [{up, false}]}];
+                false -> Addr
+            end,
+        Steps =
+            [{filter, Rules} || #{filter := Rules} <- [Config]] ++
+                [{link_set, [{mtu, N}]} || #{mtu := N} <- [Config]] ++
+                Link,
+        {ok, namespace(Config), Steps}
+    catch
+        throw:einval -> {error, einval}
     end.
 
-address_bin({A, B, C, D} = IP) ->
+namespace(#{namespace := Path}) ->
+    case unicode:characters_to_binary(Path) of
+        Bin when is_binary(Bin), byte_size(Bin) > 0 -> Bin;
+        _ -> throw(einval)
+    end;
+namespace(_) ->
+    undefined.
+
+addr_steps(#{addr := IP} = Config) ->
+    Addr = ip(IP),
+    Len =
+        case Config of
+            #{netmask := _, prefixlen := _} -> throw(einval);
+            #{netmask := Mask} -> prefix(Addr, Mask);
+            #{prefixlen := N} -> prefix(Addr, N);
+            _ -> default
+        end,
+    Peer =
+        case Config of
+            #{dstaddr := D} -> ip(D);
+            _ -> undefined
+        end,
+    [addr_cmd(Addr, Len, Peer)];
+addr_steps(Config) ->
+    case lists:any(fun(K) -> is_map_key(K, Config) end, [netmask, prefixlen, dstaddr]) of
+        true -> throw(einval);
+        false -> []
+    end.
+
+% The addr_add command for an address, a prefix length (default: IPv4 /32
+% with broadcast x.x.x.255, IPv6 /64) and a peer.
+addr_cmd(<<A, B, C, _>> = Addr, default, undefined) ->
+    {addr_add, Addr, 32, [{broadcast, <<A, B, C, 255>>}]};
+addr_cmd(<<_:128>> = Addr, default, undefined) ->
+    {addr_add, Addr, 64, []};
+addr_cmd(Addr, Len, undefined) ->
+    {addr_add, Addr, Len, broadcast_opt(Addr, Len)};
+addr_cmd(Addr, _, Peer) when bit_size(Addr) =:= bit_size(Peer) ->
+    {addr_add, Addr, bit_size(Addr), [{peer, Peer}]};
+addr_cmd(_, _, _) ->
+    throw(einval).
+
+% A prefix length, or a netmask of the same family as the address.
+prefix(Addr, Len) when is_integer(Len) ->
+    case Len >= 0 andalso Len =< bit_size(Addr) of
+        true -> Len;
+        false -> throw(einval)
+    end;
+prefix(Addr, Mask) ->
+    case ip(Mask) of
+        M when bit_size(M) =:= bit_size(Addr) ->
+            Bits = bit_size(M),
+            N = binary:decode_unsigned(M),
+            Len = Bits - ones(bnot N band ((1 bsl Bits) - 1), 0),
+            case ((1 bsl Len) - 1) bsl (Bits - Len) of
+                N -> Len;
+                _ -> throw(einval)
+            end;
+        _ ->
+            throw(einval)
+    end.
+
+% The number of significant bits of a host mask (0...01...1).
+ones(0, N) -> N;
+ones(M, N) -> ones(M bsr 1, N + 1).
+
+% An IP address as a 4 or 16 byte binary. A string or tuple that is not an
+% address throws einval; a term that cannot be one raises badarg.
+ip({_, _, _, _} = IP) ->
+    ip_bin(IP);
+ip({_, _, _, _, _, _, _, _} = IP) ->
+    ip_bin(IP);
+ip(IP) when is_list(IP) ->
+    case catch inet:parse_strict_address(IP) of
+        {ok, Addr} -> ip_bin(Addr);
+        _ -> throw(einval)
+    end;
+ip(IP) when is_binary(IP) ->
+    case catch inet:parse_strict_address(binary_to_list(IP)) of
+        {ok, Addr} -> ip_bin(Addr);
+        _ when byte_size(IP) =:= 4; byte_size(IP) =:= 16 -> IP;
+        _ -> throw(einval)
+    end;
+ip(_) ->
+    erlang:error(badarg).
+
+ip_bin({A, B, C, D} = IP) ->
     case inet:is_ipv4_address(IP) of
         true -> <<A, B, C, D>>;
-        false -> erlang:error(badarg)
+        false -> throw(einval)
     end;
-address_bin({A, B, C, D, E, F, G, H} = IP) ->
+ip_bin({A, B, C, D, E, F, G, H} = IP) ->
     case inet:is_ipv6_address(IP) of
         true -> <<A:16, B:16, C:16, D:16, E:16, F:16, G:16, H:16>>;
-        false -> erlang:error(badarg)
+        false -> throw(einval)
     end.
 
 broadcast_opt(<<Addr:32>>, Len) when Len < 31 ->
@@ -835,3 +1290,28 @@ broadcast_opt(<<Addr:32>>, Len) when Len < 31 ->
     [{broadcast, <<(Addr bor Mask):32>>}];
 broadcast_opt(_, _) ->
     [].
+
+header(Packet, PI, Vnet) ->
+    case header_pi(PI, Packet) of
+        {ok, Header, Rest} -> header_vnet(Vnet, Rest, Header);
+        error -> {error, einval}
+    end.
+
+header_pi(true, <<Flags:16/native, Proto:16, Rest/binary>>) -> {ok, #{flags => Flags, proto => Proto}, Rest};
+header_pi(true, _) -> error;
+header_pi(false, Packet) -> {ok, #{}, Packet}.
+
+header_vnet(true, <<F, Gso, HdrLen:16/native, GsoSize:16/native, Start:16/native, Offset:16/native, Rest/binary>>, H) ->
+    Vnet = #{
+        flags => F,
+        gso_type => Gso,
+        hdr_len => HdrLen,
+        gso_size => GsoSize,
+        csum_start => Start,
+        csum_offset => Offset
+    },
+    {ok, H#{vnet => Vnet}, Rest};
+header_vnet(true, _, _) ->
+    {error, einval};
+header_vnet(false, Packet, H) ->
+    {ok, H, Packet}.

@@ -11,7 +11,7 @@
 -module(tunctl_proto).
 
 -export([
-    open/0, open/1,
+    open/0, open/1, open/2,
     close/1,
     command/2,
     call/2,
@@ -32,6 +32,7 @@
     {tuntap, ref(), binary()}
     | {reply, non_neg_integer(), term()}
     | {tuntap_error, ref(), atom()}
+    | {tuntap_read_error, ref(), atom()}
     | {tunctl_error, term()}
     | {tunctl_port, term(), term()}.
 
@@ -66,23 +67,32 @@ commands() ->
 %%--------------------------------------------------------------------
 
 %% @doc Start `tunctl_port' and wait for its handshake.
-%%
-%% The program is the `port_program' environment variable of the `tunctl'
-%% application, else `priv/tunctl_port'.
+%% @equiv open([])
 -spec open() -> {ok, port(), [atom()]} | {error, term()}.
 open() ->
-    open(program()).
+    open([]).
 
-%% @doc Start the port program `Path' and wait for its handshake.
--spec open(file:filename_all()) -> {ok, port(), [atom()]} | {error, term()}.
-open(Path) ->
+%% @doc Start `tunctl_port' with the extra arguments `Args' (for example
+%% `["-allow-netns"]') and wait for its handshake.
+%%
+%% The program is the `port_program' environment variable of the `tunctl'
+%% application, else `priv/tunctl_port'. When the environment variable
+%% `policy' is set, the program is started with `-policy Path' as well.
+-spec open([string()]) -> {ok, port(), [atom()]} | {error, term()}.
+open(Args) when is_list(Args) ->
+    open(program(), policy() ++ Args).
+
+%% @doc Start the port program `Path' with the arguments `Args' and wait
+%% for its handshake.
+-spec open(file:filename_all(), [string()]) -> {ok, port(), [atom()]} | {error, term()}.
+open(Path, Args) when is_list(Args) ->
     case filelib:is_regular(Path) of
         false ->
             {error, enoent};
         true ->
             try
                 erlang:open_port({spawn_executable, Path}, [
-                    {packet, 4}, binary, exit_status, use_stdio, {args, []}
+                    {packet, 4}, binary, exit_status, use_stdio, {args, Args}
                 ])
             of
                 Port -> hello(Port)
@@ -104,6 +114,12 @@ close(Port) ->
 -spec command(port(), iodata()) -> true.
 command(Port, Frame) ->
     erlang:port_command(Port, Frame).
+
+policy() ->
+    case application:get_env(tunctl, policy) of
+        {ok, Path} -> ["-policy", unicode:characters_to_list(Path)];
+        undefined -> []
+    end.
 
 program() ->
     case application:get_env(tunctl, port_program) of

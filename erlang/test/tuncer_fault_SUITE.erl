@@ -79,6 +79,7 @@ link_deleted_passive(_Config) ->
     {ok, Dev} = tuncer:create(<<"ft-del1">>, [tun, no_pi]),
     "" = ip("link del ft-del1"),
     ?assertEqual({error, ebadfd}, tuncer:recv(Dev)),
+    ?assertEqual({error, ebadfd}, tuncer:recv(Dev, 1500, 2000)),
     ok = tuncer:destroy(Dev).
 
 %% 100 devices alive at once in one node, then gone: fds of the BEAM, port

@@ -1,0 +1,772 @@
+%% Device configuration (issue 4): addresses, point-to-point, MTU, create
+%% options, persistence and ownership, headers, multi-queue, namespaces,
+%% policy, filters and counters, the tunctl module, and exact errors.
+%% Every check reads the kernel's state back with `ip -o' / `ip -d'.
+%%
+%% Needs CAP_NET_ADMIN and a private network namespace (make ct runs it
+%% through scripts/in-netns); refuses to run anywhere else.
+%% Addresses: 198.18.0.0/15 and 2001:db8::/32 only.
+-module(tuncer_config_SUITE).
+
+-include_lib("common_test/include/ct.hrl").
+-include_lib("stdlib/include/assert.hrl").
+
+-export([suite/0, all/0, init_per_suite/1, end_per_suite/1, end_per_testcase/2]).
+-export([
+    addresses/1,
+    point_to_point/1,
+    create_options/1,
+    create_atomic/1,
+    errors/1,
+    owner_group_names/1,
+    persist_reattach/1,
+    header_pi/1,
+    header_vnet/1,
+    multi_queue/1,
+    ipv6_ping/1,
+    filter_stats/1,
+    namespace/1,
+    policy/1,
+    tunctl_module/1
+]).
+
+-define(IFF_NO_PI, 16#1000).
+-define(IFF_VNET_HDR, 16#4000).
+
+suite() ->
+    [{timetrap, {seconds, 60}}].
+
+all() ->
+    [
+        addresses,
+        point_to_point,
+        create_options,
+        create_atomic,
+        errors,
+        owner_group_names,
+        persist_reattach,
+        header_pi,
+        header_vnet,
+        multi_queue,
+        ipv6_ping,
+        filter_stats,
+        namespace,
+        policy,
+        tunctl_module
+    ].
+
+init_per_suite(Config) ->
+    case private_netns() of
+        false ->
+            {skip, "refusing to run outside a private network namespace: use `make ct` (scripts/in-netns)"};
+        true ->
+            {ok, _} = application:ensure_all_started(tunctl),
+            Program = filename:join(code:priv_dir(tunctl), "tunctl_port"),
+            case filelib:is_regular(Program) of
+                true ->
+                    % No duplicate address detection in this namespace:
+                    % IPv6 addresses are usable at once.
+                    ok = sysctl("net/ipv6/conf/all/accept_dad", "0"),
+                    ok = sysctl("net/ipv6/conf/default/accept_dad", "0"),
+                    [{program, Program} | Config];
+                false ->
+                    {skip, "priv/tunctl_port not built: make -C .. priv/tunctl_port"}
+            end
+    end.
+
+end_per_suite(_Config) ->
+    ok.
+
+end_per_testcase(_Case, _Config) ->
+    ok = application:unset_env(tunctl, policy),
+    ok = application:unset_env(tunctl, port_program).
+
+% A namespace other than the one scripts/in-netns started from (or than
+% init's); as tuncer_SUITE.
+private_netns() ->
+    {ok, Self} = file:read_link("/proc/self/ns/net"),
+    case os:getenv("TUNCTL_OUTER_NETNS") of
+        false ->
+            case file:read_link("/proc/1/ns/net") of
+                {ok, Init} -> Init =/= Self;
+                {error, _} -> false
+            end;
+        Outer ->
+            Outer =/= Self
+    end.
+
+%%--------------------------------------------------------------------
+%%% Tests
+%%--------------------------------------------------------------------
+
+% up/2,3 with every address form, prefix lengths and netmasks, several
+% addresses, addr_del/2,3.
+addresses(_Config) ->
+    {ok, Dev} = tuncer:create(<<"cc-addr0">>, [tun, no_pi]),
+    ok = tuncer:up(Dev, "198.18.20.1"),
+    ?assertMatch({match, _}, re:run(addrs("cc-addr0"), "inet 198.18.20.1/32 brd 198.18.20.255 ")),
+    ?assert(is_up("cc-addr0")),
+    ok = tuncer:up(Dev, {198, 18, 21, 1}, 24),
+    ok = tuncer:up(Dev, <<"198.18.22.1">>, {255, 255, 255, 0}),
+    ok = tuncer:up(Dev, "198.18.23.1", "255.255.254.0"),
+    ok = tuncer:up(Dev, <<198, 18, 24, 1>>, <<"255.255.255.128">>),
+    ok = tuncer:up(Dev, "2001:db8:20::1", 64),
+    ok = tuncer:up(Dev, {16#2001, 16#db8, 16#21, 0, 0, 0, 0, 1}, "ffff:ffff:ffff::"),
+    ok = tuncer:up(Dev, <<"2001:db8:22::1">>),
+    ok = tuncer:up(Dev, <<16#2001:16, 16#db8:16, 16#23:16, 0:64, 1:16>>, 128),
+    Addrs = addrs("cc-addr0"),
+    ct:pal("~s", [Addrs]),
+    [
+        ?assertMatch({match, _}, re:run(Addrs, Re))
+     || Re <- [
+            "inet 198.18.21.1/24 brd 198.18.21.255 ",
+            "inet 198.18.22.1/24 brd 198.18.22.255 ",
+            "inet 198.18.23.1/23 brd 198.18.23.255 ",
+            "inet 198.18.24.1/25 brd 198.18.24.127 ",
+            "inet6 2001:db8:20::1/64 ",
+            "inet6 2001:db8:21::1/48 ",
+            "inet6 2001:db8:22::1/64 ",
+            "inet6 2001:db8:23::1/128 "
+        ]
+    ],
+    % the same address twice: the kernel's answer
+    ?assertEqual({error, eexist}, tuncer:up(Dev, {198, 18, 21, 1}, 24)),
+    % removal: with the prefix it was assigned with, or an explicit one
+    ok = tuncer:addr_del(Dev, "198.18.21.1"),
+    ok = tuncer:addr_del(Dev, "198.18.22.1", 24),
+    ok = tuncer:addr_del(Dev, {198, 18, 23, 1}, "255.255.254.0"),
+    ok = tuncer:addr_del(Dev, "2001:db8:20::1"),
+    ok = tuncer:addr_del(Dev, "2001:db8:21::1", 48),
+    After = addrs("cc-addr0"),
+    [?assertEqual(nomatch, re:run(After, Re)) || Re <- ["198.18.21.1", "198.18.22.1", "198.18.23.1", "2001:db8:20::1", "2001:db8:21::1"]],
+    ?assertMatch({match, _}, re:run(After, "inet 198.18.24.1/25")),
+    ?assertMatch({match, _}, re:run(After, "inet6 2001:db8:23::1/128")),
+    % not assigned (any more)
+    ?assertEqual({error, eaddrnotavail}, tuncer:addr_del(Dev, "198.18.21.1")),
+    ?assertEqual({error, eaddrnotavail}, tuncer:addr_del(Dev, "198.18.21.1", 24)),
+    ?assertEqual({error, eaddrnotavail}, tuncer:addr_del(Dev, "198.18.24.1", 24)),
+    ok = tuncer:destroy(Dev).
+
+% dstaddr/2 (IPv4, IPv6), broadcast/2, down/1, mtu/1,2.
+point_to_point(_Config) ->
+    {ok, Dev} = tuncer:create(<<"cc-p2p0">>, [tun, no_pi]),
+    ?assertEqual({error, eaddrnotavail}, tuncer:dstaddr(Dev, "198.18.25.2")),
+    ?assertEqual({error, eaddrnotavail}, tuncer:broadcast(Dev, "198.18.25.255")),
+    ok = tuncer:up(Dev, "198.18.25.1", 24),
+    ok = tuncer:broadcast(Dev, {198, 18, 25, 127}),
+    ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet 198.18.25.1/24 brd 198.18.25.127 ")),
+    ok = tuncer:dstaddr(Dev, "198.18.25.2"),
+    ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet 198.18.25.1 peer 198.18.25.2/32 ")),
+    ?assertEqual(nomatch, re:run(addrs("cc-p2p0"), "198.18.25.1/24")),
+    ok = tuncer:up(Dev, "2001:db8:25::1", 64),
+    ok = tuncer:dstaddr(Dev, "2001:db8:25::2"),
+    ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet6 2001:db8:25::1 peer 2001:db8:25::2/128 ")),
+    % IPv6 peers are replaced and removed like any address
+    ok = tuncer:dstaddr(Dev, "2001:db8:25::3"),
+    ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet6 2001:db8:25::1 peer 2001:db8:25::3/128 ")),
+    ?assertEqual(nomatch, re:run(addrs("cc-p2p0"), "2001:db8:25::2")),
+    ok = tuncer:addr_del(Dev, "2001:db8:25::1"),
+    ?assertEqual(nomatch, re:run(addrs("cc-p2p0"), "2001:db8:25::1")),
+    % the broadcast address is IPv4 only
+    ?assertEqual({error, einval}, tuncer:broadcast(Dev, "2001:db8:25::ff")),
+    % link state and MTU
+    ok = tuncer:down(Dev),
+    ?assertNot(is_up("cc-p2p0")),
+    ?assertEqual(1500, tuncer:mtu(Dev)),
+    ok = tuncer:mtu(Dev, 1280),
+    ?assertEqual(1280, tuncer:mtu(Dev)),
+    ?assertMatch({match, _}, re:run(ip("-o link show cc-p2p0"), " mtu 1280 ")),
+    ok = tuncer:destroy(Dev).
+
+% Options of create/2, read back from the kernel.
+create_options(_Config) ->
+    {ok, D1} = tuncer:create(<<"cc-opt0">>, [tun, no_pi, {addr, "198.18.26.1"}, {prefixlen, 24}, {mtu, 1400}]),
+    ?assertMatch({match, _}, re:run(addrs("cc-opt0"), "inet 198.18.26.1/24 brd 198.18.26.255 ")),
+    ?assertMatch({match, _}, re:run(ip("-o link show cc-opt0"), " mtu 1400 ")),
+    ?assert(is_up("cc-opt0")),
+    % addresses set at creation are known to addr_del/2 and dstaddr/2
+    ok = tuncer:dstaddr(D1, "198.18.26.2"),
+    ?assertMatch({match, _}, re:run(addrs("cc-opt0"), "inet 198.18.26.1 peer 198.18.26.2/32 ")),
+    ok = tuncer:destroy(D1),
+
+    {ok, D2} = tuncer:create(<<"cc-opt1">>, [
+        tun, {addr, <<"2001:db8:26::1">>}, {netmask, "ffff:ffff:ffff:ffff::"}, {dstaddr, "2001:db8:26::2"}, {up, false}
+    ]),
+    ?assertMatch({match, _}, re:run(addrs("cc-opt1"), "inet6 2001:db8:26::1 peer 2001:db8:26::2/128 ")),
+    ?assertNot(is_up("cc-opt1")),
+    % only tun given: no_pi is not added
+    ?assertEqual(0, tuncer:flags(D2) band ?IFF_NO_PI),
+    ok = tuncer:destroy(D2),
+
+    % no flag given: [tap, no_pi]; {up, true} alone; netmask as a tuple
+    {ok, D3} = tuncer:create(<<"cc-opt2">>, [{up, true}, {active, true}]),
+    ?assert(is_up("cc-opt2")),
+    ?assertMatch({match, _}, re:run(ip("-d link show cc-opt2"), "tun type tap pi off")),
+    ok = tuncer:destroy(D3),
+    {ok, D4} = tuncer:create("cc-opt3", [tun, no_pi, {addr, {198, 18, 27, 1}}, {netmask, {255, 255, 255, 252}}]),
+    ?assertMatch({match, _}, re:run(addrs("cc-opt3"), "inet 198.18.27.1/30 brd 198.18.27.3 ")),
+    ok = tuncer:destroy(D4),
+
+    % malformed options raise badarg, invalid values return einval
+    ?assertError(badarg, tuncer:create(<<"cc-opt4">>, [tun, {addr, foo}])),
+    ?assertError(badarg, tuncer:create(<<"cc-opt4">>, [tun, {mtu, "1500"}])),
+    ?assertError(badarg, tuncer:create(<<"cc-opt4">>, [tun, {up, yes}])),
+    ?assertError(badarg, tuncer:create(<<"cc-opt4">>, [tun, {filter, [bogus]}])),
+    ?assertError(badarg, tuncer:create(<<"cc-opt4">>, [tun, {namespace, 42}])),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {addr, "198.18.300.1"}])),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {dstaddr, "198.18.27.2"}])),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {prefixlen, 24}])),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {addr, "198.18.27.1"}, {prefixlen, 33}])),
+    ?assertEqual(
+        {error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {addr, "198.18.27.1"}, {prefixlen, 24}, {netmask, "255.255.255.0"}])
+    ),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {addr, "198.18.27.1"}, {netmask, "255.0.255.0"}])),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-opt4">>, [tun, {addr, "198.18.27.1"}, {dstaddr, "2001:db8::2"}])),
+    ?assertNot(exists("cc-opt4")).
+
+% A failing step removes the device: nothing half-created is left.
+create_atomic(_Config) ->
+    Before = links(),
+    % the kernel refuses the MTU (tun's maximum is 65535)
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-atom0">>, [tun, {addr, "198.18.28.1"}, {mtu, 70000}])),
+    % the port refuses it
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-atom0">>, [tun, {mtu, -1}])),
+    % the address step fails: IPv6 needs an MTU of 1280
+    ?assertMatch({error, _}, tuncer:create(<<"cc-atom0">>, [tun, {mtu, 1000}, {addr, "2001:db8:28::1"}])),
+    ?assertEqual({error, einval}, tuncer:create(<<"cc-atom1">>, [tun, {addr, "198.18.28.1"}, {dstaddr, "2001:db8::2"}])),
+    ?assertNot(exists("cc-atom0")),
+    ?assertNot(exists("cc-atom1")),
+    ?assertEqual(Before, links()),
+    % and the name is free
+    {ok, Dev} = tuncer:create(<<"cc-atom0">>, [tun]),
+    ok = tuncer:destroy(Dev).
+
+% Errors are posix atoms and the port keeps serving.
+errors(_Config) ->
+    {ok, Dev} = tuncer:create(<<"cc-err0">>, [tun, no_pi]),
+    % invalid values: einval, from the Erlang side or the port
+    ?assertEqual({error, einval}, tuncer:up(Dev, "198.18.300.1")),
+    ?assertEqual({error, einval}, tuncer:up(Dev, "not an address")),
+    ?assertEqual({error, einval}, tuncer:up(Dev, {198, 18, 29, 256})),
+    ?assertEqual({error, einval}, tuncer:up(Dev, {198, 18, 29, 1}, 33)),
+    ?assertEqual({error, einval}, tuncer:up(Dev, "2001:db8:29::1", 129)),
+    ?assertEqual({error, einval}, tuncer:up(Dev, "198.18.29.1", "255.0.255.0")),
+    ?assertEqual({error, einval}, tuncer:up(Dev, "198.18.29.1", "ffff::")),
+    ?assertEqual({error, einval}, tuncer:mtu(Dev, -1)),
+    ?assertEqual({error, einval}, tuncer:mtu(Dev, 0)),
+    ?assertEqual({error, einval}, tuncer:mtu(Dev, 65536)),
+    ?assertEqual({error, einval}, tuncer:owner(Dev, "no-such-user-here")),
+    ?assertEqual({error, einval}, tuncer:group(Dev, <<"no-such-group-here">>)),
+    % not an address at all: badarg
+    ?assertError(badarg, tuncer:up(Dev, foo)),
+    ?assertError(badarg, tuncer:up(Dev, 42, 24)),
+    ?assertError(badarg, tuncer:filter(Dev, [udp, bogus])),
+    ?assertError(function_clause, tuncer:mtu(Dev, "1500")),
+    % still serving
+    ?assertEqual(1500, tuncer:mtu(Dev)),
+    ok = tuncer:up(Dev, "198.18.29.1", 24),
+
+    % the interface is deleted behind the device's back: enodev
+    "" = ip("link del cc-err0"),
+    ?assertNot(exists("cc-err0")),
+    ?assertEqual({error, enodev}, tuncer:up(Dev, "198.18.29.1", 24)),
+    ?assertEqual({error, enodev}, tuncer:mtu(Dev)),
+    ?assertEqual({error, enodev}, tuncer:mtu(Dev, 1400)),
+    ?assertEqual({error, enodev}, tuncer:down(Dev)),
+    ?assertEqual({error, enodev}, tuncer:addr_del(Dev, "198.18.29.1")),
+    % the port still answers
+    ?assertMatch({ok, #{tx_packets := 0}}, tuncer:stats(Dev)),
+    ?assertEqual(<<"cc-err0">>, tuncer:devname(Dev)),
+    ok = tuncer:destroy(Dev),
+
+    % attaching to a device owned by another uid: eperm
+    {ok, Owned} = tuncer:create(<<"cc-err1">>, [tap, no_pi]),
+    ok = tuncer:owner(Owned, 4321),
+    ok = tuncer:persist(Owned, true),
+    ok = tuncer:destroy(Owned),
+    ?assertEqual({error, eperm}, tuncer:create(<<"cc-err1">>, [tap, no_pi])),
+    % not a TUN/TAP device: eperm too
+    ?assertEqual({error, eperm}, tuncer:create(<<"lo">>, [tun])),
+    "" = ip("link del cc-err1"),
+    ?assertNot(exists("cc-err1")).
+
+owner_group_names(_Config) ->
+    {ok, Dev} = tuncer:create(<<"cc-own0">>, [tap, no_pi]),
+    {User, Uid} = first_entry("/etc/passwd"),
+    {Group, Gid} = first_entry("/etc/group"),
+    ct:pal("user ~s (~b), group ~s (~b)", [User, Uid, Group, Gid]),
+    ok = tuncer:owner(Dev, User),
+    ok = tuncer:group(Dev, list_to_binary(Group)),
+    Details = ip("-d link show cc-own0"),
+    ?assertMatch({match, _}, re:run(Details, "user (" ++ User ++ "|" ++ integer_to_list(Uid) ++ ") ")),
+    ?assertMatch({match, _}, re:run(Details, "group (" ++ Group ++ "|" ++ integer_to_list(Gid) ++ ") ")),
+    ok = tuncer:owner(Dev, 4321),
+    ok = tuncer:group(Dev, 4322),
+    ?assertMatch({match, _}, re:run(ip("-d link show cc-own0"), "user 4321 group 4322")),
+    ok = tuncer:destroy(Dev).
+
+% Persistence survives the owner's exit; re-attach; removal by the test.
+persist_reattach(_Config) ->
+    Uid = list_to_integer(string:trim(os:cmd("id -u"))),
+    Self = self(),
+    {Pid, Mon} = spawn_monitor(fun() ->
+        {ok, Dev} = tuncer:create(<<"cc-pers0">>, [tap, no_pi, {addr, "198.18.30.1"}, {prefixlen, 24}]),
+        ok = tuncer:owner(Dev, Uid),
+        ok = tuncer:persist(Dev, true),
+        Self ! {created, self()},
+        exit(done)
+    end),
+    receive
+        {created, Pid} -> ok
+    after 5000 -> ct:fail(create)
+    end,
+    receive
+        {'DOWN', Mon, process, Pid, done} -> ok
+    end,
+    timer:sleep(200),
+    ?assert(exists("cc-pers0")),
+    ?assertMatch({match, _}, re:run(ip("-d link show cc-pers0"), "persist on")),
+    ?assertMatch({match, _}, re:run(addrs("cc-pers0"), "inet 198.18.30.1/24")),
+    % re-attach, as the owning uid
+    {ok, Dev1} = tuncer:create(<<"cc-pers0">>, [tap, no_pi]),
+    ?assertEqual(<<"cc-pers0">>, tuncer:devname(Dev1)),
+    ok = tuncer:mtu(Dev1, 1400),
+    ?assertMatch({match, _}, re:run(ip("-o link show cc-pers0"), " mtu 1400 ")),
+    ok = tuncer:destroy(Dev1),
+    ?assert(exists("cc-pers0")),
+    % removal by the test
+    "" = ip("link del cc-pers0"),
+    ?assertNot(exists("cc-pers0")).
+
+% Devices without no_pi: the 4-byte packet information header.
+header_pi(_Config) ->
+    {Dev, Sock} = udp_setup(<<"cc-pi0">>, 31, [tun]),
+    ?assertEqual(0, tuncer:flags(Dev) band ?IFF_NO_PI),
+    ok = gen_udp:send(Sock, {198, 18, 31, 2}, 4242, <<"pi">>),
+    Packet = recv_until(Dev, fun(P) -> {ok, _, IP} = tuncer:header(P), is_udp_to(IP, 4242) end),
+    {ok, Header, IP} = tuncer:header(Packet),
+    ct:pal("pi: ~p", [Header]),
+    ?assertEqual(#{flags => 0, proto => 16#0800}, Header),
+    ?assertMatch({{198, 18, 31, 1}, {198, 18, 31, 2}, _, 4242, <<"pi">>}, parse_udp(IP)),
+    ?assertEqual({ok, Header, IP}, tuncer:header(Packet, tuncer:flags(Dev))),
+    ?assertEqual({ok, Header, IP}, tuncer:header(Packet, [tun])),
+    ?assertEqual({tun_pi, 0, 16#0800, IP}, tunctl:header(Packet)),
+    ?assertEqual({ok, #{}, Packet}, tuncer:header(Packet, [tun, no_pi])),
+    ?assertEqual({error, einval}, tuncer:header(<<0, 0, 8>>)),
+    % writing needs the header too
+    ok = tuncer:send(Dev, [<<0:16, 16#0800:16>>, reflect(IP)]),
+    ?assertEqual({ok, {{198, 18, 31, 2}, 4242, <<"pi">>}}, gen_udp:recv(Sock, 0, 2000)),
+    ok = tuncer:destroy(Dev),
+    % TAP: the EtherType of the frame
+    {ok, Tap} = tuncer:create(<<"cc-pi1">>, [tap, {active, true}]),
+    ok = tuncer:up(Tap, "198.18.32.1", 24),
+    {ok, S2} = gen_udp:open(0, [binary, {ip, {198, 18, 32, 1}}]),
+    ok = gen_udp:send(S2, {198, 18, 32, 2}, 4242, <<"arp">>),
+    Arp = active_match(Tap, fun(F) -> element(2, tuncer:header(F)) =:= #{flags => 0, proto => 16#0806} end),
+    {ok, _, <<_:12/binary, 16#0806:16, _/binary>>} = tuncer:header(Arp),
+    ok = gen_udp:close(S2),
+    ok = tuncer:destroy(Tap).
+
+% vnet_hdr devices: the virtio-net header, after the packet information
+% header when there is one.
+header_vnet(_Config) ->
+    {Dev, Sock} = udp_setup(<<"cc-vnet0">>, 33, [tun, no_pi, vnet_hdr]),
+    Flags = tuncer:flags(Dev),
+    ?assertEqual(?IFF_VNET_HDR, Flags band ?IFF_VNET_HDR),
+    ok = gen_udp:send(Sock, {198, 18, 33, 2}, 4242, <<"vnet">>),
+    Packet = recv_until(Dev, fun(P) -> {ok, _, IP} = tuncer:header(P, Flags), is_udp_to(IP, 4242) end),
+    {ok, Header, IP} = tuncer:header(Packet, Flags),
+    ct:pal("vnet: ~p", [Header]),
+    ?assertMatch(#{vnet := #{flags := _, gso_type := 0, hdr_len := _, gso_size := 0, csum_start := _, csum_offset := _}}, Header),
+    ?assertEqual([vnet], maps:keys(Header)),
+    ?assertEqual(byte_size(Packet) - 10, byte_size(IP)),
+    ?assertMatch({_, _, _, 4242, <<"vnet">>}, parse_udp(IP)),
+    ?assertEqual({ok, Header, IP}, tuncer:header(Packet, [tun, no_pi, vnet_hdr])),
+    ?assertEqual({error, einval}, tuncer:header(<<0:72>>, Flags)),
+    ok = tuncer:destroy(Dev),
+
+    {Dev2, Sock2} = udp_setup(<<"cc-vnet1">>, 34, [tun, vnet_hdr]),
+    Flags2 = tuncer:flags(Dev2),
+    ok = gen_udp:send(Sock2, {198, 18, 34, 2}, 4242, <<"both">>),
+    P2 = recv_until(Dev2, fun(P) -> {ok, _, IP2} = tuncer:header(P, Flags2), is_udp_to(IP2, 4242) end),
+    {ok, H2, IP2} = tuncer:header(P2, Flags2),
+    ct:pal("pi + vnet: ~p", [H2]),
+    ?assertMatch(#{flags := 0, proto := 16#0800, vnet := #{gso_type := 0}}, H2),
+    ?assertEqual(byte_size(P2) - 14, byte_size(IP2)),
+    ?assertMatch({_, _, _, 4242, <<"both">>}, parse_udp(IP2)),
+    ok = tuncer:destroy(Dev2).
+
+% One tuncer per queue; flows are spread across the queues.
+multi_queue(_Config) ->
+    Queues = [
+        begin
+            {ok, Q} = tuncer:create(<<"cc-mq0">>, [tun, no_pi, multi_queue, {active, true}]),
+            Q
+        end
+     || _ <- lists:seq(1, 4)
+    ],
+    ?assertEqual([<<"cc-mq0">>], lists:usort([tuncer:devname(Q) || Q <- Queues])),
+    ok = file:write_file("/proc/sys/net/ipv6/conf/cc-mq0/disable_ipv6", <<"1">>),
+    [Q1 | _] = Queues,
+    ok = tuncer:up(Q1, {198, 18, 35, 1}, 24),
+    Flows = 64,
+    Socks = [
+        begin
+            {ok, S} = gen_udp:open(0, [binary, {ip, {198, 18, 35, 1}}, {active, false}]),
+            S
+        end
+     || _ <- lists:seq(1, Flows)
+    ],
+    [ok = gen_udp:send(S, {198, 18, 35, 2}, 5000 + N, <<N:16>>) || {N, S} <- lists:enumerate(Socks)],
+    Counts = count_queues(Queues, Flows, #{}),
+    ct:pal("packets per queue: ~p", [Counts]),
+    ?assertEqual(Flows, lists:sum(maps:values(Counts))),
+    ?assert(map_size(Counts) > 1),
+    [ok = gen_udp:close(S) || S <- Socks],
+    % the device stays while a queue is open
+    [ok = tuncer:destroy(Q) || Q <- lists:droplast(Queues)],
+    ?assert(exists("cc-mq0")),
+    ok = tuncer:destroy(lists:last(Queues)),
+    ?assertNot(exists("cc-mq0")).
+
+% IPv6 end to end: ping -6 from the namespace, answered by a reflector
+% owning the device.
+ipv6_ping(_Config) ->
+    {ok, Dev} = tuncer:create(<<"cc-ping0">>, [
+        tun, no_pi, {active, true}, {addr, "2001:db8:36::1"}, {prefixlen, 64}, {mtu, 1400}
+    ]),
+    Out = ping_through(Dev, "2001:db8:36::2"),
+    ?assertMatch({match, _}, re:run(Out, " 3 received")),
+    ok = tuncer:destroy(Dev),
+    % point to point
+    {ok, P2P} = tuncer:create(<<"cc-ping1">>, [
+        tun, no_pi, {active, true}, {addr, "2001:db8:37::1"}, {dstaddr, "2001:db8:37::2"}
+    ]),
+    ?assertMatch({match, _}, re:run(addrs("cc-ping1"), "inet6 2001:db8:37::1 peer 2001:db8:37::2/128")),
+    % the kernel adds the route to the peer once the address is ready
+    ok = wait_until(fun() -> re:run(ip("-6 route show dev cc-ping1"), "2001:db8:37::2 ") =/= nomatch end, 5000),
+    Out2 = ping_through(P2P, "2001:db8:37::2"),
+    ?assertMatch({match, _}, re:run(Out2, " 3 received")),
+    {ok, Stats} = tuncer:stats(P2P),
+    ct:pal("stats: ~p", [Stats]),
+    ?assertMatch(#{tx_packets := N} when N >= 3, Stats),
+    ok = tuncer:destroy(P2P).
+
+% A UDP-only filter keeps the kernel's ICMPv6 (router solicitations, MLD)
+% away from the owner; the counters show them as filtered.
+filter_stats(_Config) ->
+    {ok, Dev} = tuncer:create(<<"cc-filt0">>, [
+        tun, no_pi, {active, true}, {filter, [udp]}, {addr, "198.18.38.1"}, {prefixlen, 24}
+    ]),
+    ok = tuncer:up(Dev, "2001:db8:38::1", 64),
+    {ok, Sock} = gen_udp:open(0, [binary, {ip, {198, 18, 38, 1}}, {active, false}]),
+    % wait for the kernel's ICMPv6 to be filtered
+    ok = wait_until(fun() -> filtered(Dev) > 0 end, 10000),
+    % and an echo request of ours
+    _ = os:cmd("ping -6 -c 1 -W 1 2001:db8:38::2"),
+    [ok = gen_udp:send(Sock, {198, 18, 38, 2}, 4242, <<N>>) || N <- lists:seq(1, 5)],
+    Got = [active_match(Dev, fun(_) -> true end) || _ <- lists:seq(1, 5)],
+    ?assertEqual([<<N>> || N <- lists:seq(1, 5)], [element(5, parse_udp(P)) || P <- Got]),
+    Rest = quiet(Dev, 300),
+    ?assertEqual([], [P || {tuntap, _, P} <- Rest, not is_udp(P)]),
+    {ok, S1} = tuncer:stats(Dev),
+    ct:pal("stats with [udp]: ~p", [S1]),
+    #{filtered := F1, rx_packets := Rx1, rx_bytes := RxB1} = S1,
+    ?assert(F1 >= 1),
+    ?assertEqual(5 + length(Rest), Rx1),
+    ?assertEqual(lists:sum([byte_size(P) || P <- Got]), RxB1),
+    % without a filter, the echo request reaches the owner
+    ok = tuncer:filter(Dev, []),
+    _ = os:cmd("ping -6 -c 1 -W 1 2001:db8:38::2"),
+    Echo = active_match(Dev, fun(P) -> is_echo6(P) end),
+    ?assertMatch(<<6:4, _/bitstring>>, Echo),
+    % ICMPv6 only
+    ok = tuncer:filter(Dev, [icmpv6]),
+    ok = gen_udp:send(Sock, {198, 18, 38, 2}, 4242, <<"dropped">>),
+    _ = os:cmd("ping -6 -c 1 -W 1 2001:db8:38::2"),
+    _ = active_match(Dev, fun(P) -> is_echo6(P) end),
+    ?assertEqual([], [P || {tuntap, _, P} <- quiet(Dev, 300), is_udp(P)]),
+    {ok, #{filtered := F2}} = tuncer:stats(Dev),
+    ?assert(F2 > F1),
+    % tx counts what the owner writes
+    ok = tuncer:send(Dev, reflect(hd(Got))),
+    {ok, #{tx_packets := 1, tx_bytes := TxB}} = tuncer:stats(Dev),
+    ?assertEqual(byte_size(hd(Got)), TxB),
+    ok = gen_udp:close(Sock),
+    ok = tuncer:destroy(Dev).
+
+% {namespace, Path}: the device lives in another namespace; without
+% CAP_SYS_ADMIN, eperm and no device.
+namespace(Config) ->
+    "" = ip("netns add cc-ns1"),
+    try
+        {ok, Dev} = tuncer:create(<<"cc-ns0">>, [
+            tun, no_pi, {namespace, "/run/netns/cc-ns1"}, {addr, "198.18.39.1"}, {prefixlen, 24}
+        ]),
+        ?assertNot(exists("cc-ns0")),
+        InNs = os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o addr show dev cc-ns0 2>&1"),
+        ?assertMatch({match, _}, re:run(InNs, "inet 198.18.39.1/24")),
+        ok = tuncer:mtu(Dev, 1400),
+        ?assertMatch({match, _}, re:run(os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o link show cc-ns0"), " mtu 1400 ")),
+        ok = tuncer:destroy(Dev),
+        ?assertEqual(
+            nomatch, re:run(os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o link show 2>&1"), "cc-ns0")
+        ),
+        % no such namespace
+        ?assertEqual({error, enoent}, tuncer:create(<<"cc-ns0">>, [tun, {namespace, "/run/netns/cc-none"}])),
+        % without CAP_SYS_ADMIN (a port started with it dropped)
+        Wrapper = filename:join(?config(priv_dir, Config), "tunctl_port_nosysadmin"),
+        ok = file:write_file(Wrapper, [
+            "#!/bin/sh\nexec setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- ",
+            ?config(program, Config),
+            " \"$@\"\n"
+        ]),
+        ok = file:change_mode(Wrapper, 8#755),
+        ok = application:set_env(tunctl, port_program, Wrapper),
+        ?assertEqual({error, eperm}, tuncer:create(<<"cc-ns2">>, [tun, {namespace, "/run/netns/cc-ns1"}])),
+        ?assertNot(exists("cc-ns2")),
+        ?assertEqual(nomatch, re:run(os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o link show"), "cc-ns2")),
+        % that port still creates devices here
+        {ok, Here} = tuncer:create(<<"cc-ns3">>, [tun]),
+        ?assert(exists("cc-ns3")),
+        ok = tuncer:destroy(Here)
+    after
+        ok = application:unset_env(tunctl, port_program),
+        _ = ip("netns del cc-ns1")
+    end.
+
+% {tunctl, [{policy, Path}]}: the port enforces the policy file; refusals
+% are eacces and leave nothing behind.
+policy(Config) ->
+    Policy = filename:join(?config(priv_dir, Config), "policy"),
+    ok = file:write_file(Policy, <<"name_prefix ccp\nallow_address 198.18.40.0/24\n">>),
+    ok = application:set_env(tunctl, policy, Policy),
+    try
+        ?assertEqual({error, eacces}, tuncer:create(<<"cc-pol0">>, [tun])),
+        ?assertEqual({error, eacces}, tuncer:create(<<"ccp0">>, [tun, {addr, "198.18.41.1"}, {prefixlen, 24}])),
+        ?assertNot(exists("ccp0")),
+        ?assertEqual({error, eacces}, tuncer:create(<<"ccp0">>, [tun, {namespace, "/proc/self/ns/net"}])),
+        ?assertNot(exists("ccp0")),
+        {ok, Dev} = tuncer:create(<<"ccp0">>, [tun, {addr, "198.18.40.1"}, {prefixlen, 24}]),
+        ?assertMatch({match, _}, re:run(addrs("ccp0"), "inet 198.18.40.1/24")),
+        ?assertEqual({error, eacces}, tuncer:up(Dev, "198.18.41.1", 24)),
+        ?assertEqual({error, eacces}, tuncer:persist(Dev, true)),
+        ?assertEqual({error, eacces}, tuncer:owner(Dev, 4321)),
+        ?assertEqual({error, eacces}, tuncer:group(Dev, 4321)),
+        ok = tuncer:up(Dev, "198.18.40.2", 24),
+        ok = tuncer:destroy(Dev),
+        % a kernel-named device gets the prefix
+        {ok, Named} = tuncer:create(<<>>, [tun]),
+        ?assertMatch(<<"ccp", _/binary>>, tuncer:devname(Named)),
+        ok = tuncer:destroy(Named)
+    after
+        ok = application:unset_env(tunctl, policy)
+    end.
+
+% The low-level module: the original's shapes, handles and names.
+tunctl_module(_Config) ->
+    {ok, FD, Name} = tunctl:create(<<"cc-tunctl0">>, [tun, no_pi]),
+    ?assertEqual(<<"cc-tunctl0">>, Name),
+    ?assert(is_integer(FD)),
+    ok = tunctl:up(Name, {198, 18, 42, 1}),
+    ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet 198.18.42.1/24 brd 198.18.42.255 ")),
+    ok = tunctl:up(Name, "2001:db8:42::1"),
+    ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet6 2001:db8:42::1/64 ")),
+    ok = tunctl:up("cc-tunctl0", "198.18.43.1", "255.255.255.0"),
+    ok = tunctl:addr_del(Name, "198.18.43.1"),
+    ok = tunctl:addr_del(Name, "2001:db8:42::1", 64),
+    ?assertEqual(nomatch, re:run(addrs("cc-tunctl0"), "198.18.43.1|2001:db8:42::1")),
+    ok = tunctl:broadcast(Name, "198.18.42.127"),
+    ok = tunctl:dstaddr(Name, "198.18.42.2"),
+    ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet 198.18.42.1 peer 198.18.42.2/32")),
+    ok = tunctl:mtu(Name, 1400),
+    ?assertEqual(1400, tunctl:mtu(Name)),
+    ok = tunctl:down(Name),
+    ?assertNot(is_up("cc-tunctl0")),
+    ok = tunctl:filter(FD, [udp]),
+    ?assertMatch({ok, #{filtered := 0}}, tunctl:stats(FD)),
+    ok = tunctl:owner(FD, "nobody"),
+    ok = tunctl:group(FD, 4322),
+    ok = tunctl:persist(FD, true),
+    ?assertMatch({match, _}, re:run(ip("-d link show cc-tunctl0"), "persist on")),
+    ok = tunctl:persist(FD, false),
+    ?assertEqual({error, enodev}, tunctl:up(<<"cc-nope">>, {198, 18, 42, 9})),
+    ?assertEqual({error, enodev}, tunctl:mtu(<<"cc-nope">>)),
+    ok = tunctl:close(FD),
+    ?assertEqual({error, ebadf}, tunctl:persist(FD, true)),
+    ?assertEqual({error, ebadf}, tunctl:stats(FD)),
+    ?assertNot(exists("cc-tunctl0")),
+    % default create: a kernel-named TAP device
+    {ok, FD2, Tap} = tunctl:create(),
+    ?assertMatch(<<"tap", _/binary>>, Tap),
+    ok = tunctl:close(FD2).
+
+%%--------------------------------------------------------------------
+%%% Helpers
+%%--------------------------------------------------------------------
+
+ip(Args) ->
+    os:cmd("ip " ++ Args ++ " 2>&1").
+
+addrs(Name) ->
+    ip("-o addr show dev " ++ to_list(Name)).
+
+links() ->
+    lists:sort([
+        hd(string:lexemes(lists:nth(2, string:lexemes(L, ":")), " @"))
+     || L <- string:lexemes(ip("-o link show"), "\n")
+    ]).
+
+exists(Name) ->
+    string:find(ip("-o link show " ++ to_list(Name)), "does not exist") =:= nomatch.
+
+is_up(Name) ->
+    re:run(ip("-o link show " ++ to_list(Name)), "[<,]UP[,>]") =/= nomatch.
+
+sysctl(Key, Value) ->
+    file:write_file("/proc/sys/" ++ Key, Value).
+
+to_list(Name) when is_binary(Name) -> binary_to_list(Name);
+to_list(Name) -> Name.
+
+% The first entry of /etc/passwd or /etc/group other than root.
+first_entry(File) ->
+    {ok, Data} = file:read_file(File),
+    [{Name, Id} | _] = [
+        {binary_to_list(N), binary_to_integer(I)}
+     || Line <- binary:split(Data, <<"\n">>, [global]),
+        [N, _, I | _] <- [binary:split(Line, <<":">>, [global])],
+        N =/= <<"root">>
+    ],
+    {Name, Id}.
+
+% A TUN device 198.18.N.1/24 with IPv6 disabled, and a UDP socket on it.
+udp_setup(Name, N, Flags) ->
+    {ok, Dev} = tuncer:create(Name, Flags),
+    ok = file:write_file(iolist_to_binary(["/proc/sys/net/ipv6/conf/", Name, "/disable_ipv6"]), <<"1">>),
+    ok = tuncer:up(Dev, {198, 18, N, 1}, 24),
+    {ok, Sock} = gen_udp:open(0, [binary, {ip, {198, 18, N, 1}}, {active, false}]),
+    {Dev, Sock}.
+
+recv_until(Dev, Match) ->
+    {ok, Packet} = tuncer:recv(Dev, 65535, 2000),
+    case Match(Packet) of
+        true -> Packet;
+        false -> recv_until(Dev, Match)
+    end.
+
+active_match(Dev, Match) ->
+    receive
+        {tuntap, Dev, Packet} ->
+            case Match(Packet) of
+                true -> Packet;
+                false -> active_match(Dev, Match)
+            end
+    after 3000 ->
+        ct:fail({no_packet, Dev})
+    end.
+
+quiet(Dev, Ms) ->
+    receive
+        {tuntap, Dev, _} = M -> [M | quiet(Dev, Ms)]
+    after Ms -> []
+    end.
+
+wait_until(Fun, Ms) when Ms =< 0 ->
+    ?assert(Fun()),
+    ok;
+wait_until(Fun, Ms) ->
+    case Fun() of
+        true ->
+            ok;
+        false ->
+            timer:sleep(50),
+            wait_until(Fun, Ms - 50)
+    end.
+
+filtered(Dev) ->
+    {ok, #{filtered := F}} = tuncer:stats(Dev),
+    F.
+
+% Count UDP packets per queue until Total arrived.
+count_queues(_Queues, Total, Counts) when Total =< 0 ->
+    Counts;
+count_queues(Queues, Total, Counts) ->
+    receive
+        {tuntap, Q, Packet} ->
+            case lists:member(Q, Queues) andalso is_udp(Packet) of
+                true -> count_queues(Queues, Total - 1, maps:update_with(Q, fun(C) -> C + 1 end, 1, Counts));
+                false -> count_queues(Queues, Total, Counts)
+            end
+    after 3000 ->
+        ct:fail({missing, Total, Counts})
+    end.
+
+% Run ping -6 (3 echo requests) in another process while this one reflects
+% what arrives on Dev.
+ping_through(Dev, Addr) ->
+    Self = self(),
+    spawn_link(fun() -> Self ! {ping, os:cmd("ping -6 -c 3 -i 0.2 -W 2 " ++ Addr ++ " 2>&1")} end),
+    reflect_loop(Dev).
+
+reflect_loop(Dev) ->
+    receive
+        {tuntap, Dev, Packet} ->
+            case reflect6(Packet) of
+                ignore -> ok;
+                Reply -> ok = tuncer:send(Dev, Reply)
+            end,
+            reflect_loop(Dev);
+        {ping, Out} ->
+            ct:pal("~s", [Out]),
+            Out
+    after 10000 ->
+        ct:fail(ping_timeout)
+    end.
+
+%%--------------------------------------------------------------------
+%%% Packets
+%%--------------------------------------------------------------------
+
+is_udp(<<4:4, _:68, 17, _/binary>>) -> true;
+is_udp(<<6:4, _:44, 17, _/binary>>) -> true;
+is_udp(_) -> false.
+
+is_echo6(<<6:4, _:44, 58, _Hop, _:32/binary, 128, _/binary>>) -> true;
+is_echo6(_) -> false.
+
+is_udp_to(<<4:4, IHL:4, _:8/binary, 17, _:10/binary, Rest/binary>>, DPort) ->
+    Skip = (IHL - 5) * 4,
+    case Rest of
+        <<_:Skip/binary, _:16, DPort:16, _/binary>> -> true;
+        _ -> false
+    end;
+is_udp_to(_, _) ->
+    false.
+
+parse_udp(<<4:4, IHL:4, _:8/binary, 17, _:16, A, B, C, D, E, F, G, H, Rest/binary>>) ->
+    Skip = (IHL - 5) * 4,
+    <<_:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload:(Len - 8)/binary, _/binary>> = Rest,
+    {{A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload}.
+
+% Swap IPv4 addresses and UDP ports (checksums stay valid; UDP's is set
+% to none).
+reflect(<<4:4, IHL:4, Head:8/binary, 17, Csum:16, Src:4/binary, Dst:4/binary, Rest/binary>>) ->
+    Skip = (IHL - 5) * 4,
+    <<Opt:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload/binary>> = Rest,
+    <<4:4, IHL:4, Head/binary, 17, Csum:16, Dst/binary, Src/binary, Opt/binary, DPort:16, SPort:16, Len:16, 0:16,
+        Payload/binary>>.
+
+% ICMPv6 echo request -> echo reply, addresses swapped; the checksum is
+% patched for the type change (RFC 1624), as examples/reflector.erl.
+reflect6(<<Fixed:6/binary, 58, Hop, Src:16/binary, Dst:16/binary, 128, Code, Csum:16, Body/binary>>) ->
+    <<Fixed/binary, 58, Hop, Dst/binary, Src/binary, 129, Code, (csum_adjust(Csum, 128 bsl 8, 129 bsl 8)):16,
+        Body/binary>>;
+reflect6(_) ->
+    ignore.
+
+csum_adjust(Csum, Old, New) ->
+    S = (bnot Csum band 16#ffff) + (bnot Old band 16#ffff) + New,
+    S1 = (S band 16#ffff) + (S bsr 16),
+    S2 = (S1 band 16#ffff) + (S1 bsr 16),
+    bnot S2 band 16#ffff.
