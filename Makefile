@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 EBIN := erlang/_build/default/lib/tunctl/ebin
 
 .PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
-        test-erlang xref dialyzer eunit ct test-unpriv demo bench setcap clean
+        test-erlang xref dialyzer eunit ct test-unpriv test-unpriv-ct demo bench setcap clean
 
 all: $(PORT) erlang examples
 
@@ -74,6 +74,9 @@ ct: $(PORT) examples
 # The CT suites' unprivileged counterpart: uid 65534, setcap'd binary only.
 test-unpriv: $(PORT) erlang
 	$(INNS) scripts/unpriv-test.sh
+
+test-unpriv-ct: $(PORT) erlang
+	$(INNS) scripts/unpriv-ct.sh
 
 demo: deps all
 	$(INNS) scripts/demo.sh

@@ -31,5 +31,5 @@ chmod -R a+rX "$work"
 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
     env HOME="$work" UNPRIV_DIR="$work" \
     erl -noshell -pa "$work/ebin" -pa "$work" \
-        -tunctl port_program "\"$work/tunctl_port\"" -tunctl policy "\"$work/policy\"" \
+        -tunctl port_program "\"$work/tunctl_port\"" \
         -eval 'unpriv_check:main()'

@@ -23,24 +23,30 @@ main() ->
             {error, eperm} = tuncer:create(<<"lo">>, [tun, no_pi]),
             ok
         end},
-        {"a name outside the policy's prefix is refused", fun() ->
+        {"{namespace, _} is refused cleanly (no CAP_SYS_ADMIN), no device left", fun() ->
+            {error, eperm} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
+            false = tunctl_test_lib:exists("up-ns"),
+            ok
+        end},
+        {"with a policy file: a name outside the prefix is refused", fun() ->
+            ok = application:set_env(tunctl, policy, filename:join(Dir, "policy")),
             {error, eacces} = tuncer:create(<<"evil0">>, [tun, no_pi]),
             ok
         end},
-        {"an address outside the policy's ranges is refused", fun() ->
+        {"with a policy file: an address outside the ranges is refused", fun() ->
             {ok, Dev} = tuncer:create(<<"up-addr">>, [tun, no_pi]),
             {error, eacces} = tuncer:up(Dev, {192, 0, 2, 1}, 24),
             ok = tuncer:destroy(Dev)
         end},
-        {"persist is refused by the policy", fun() ->
+        {"with a policy file: persist is refused", fun() ->
             {ok, Dev} = tuncer:create(<<"up-pers">>, [tun, no_pi]),
             {error, eacces} = tuncer:persist(Dev, true),
             ok = tuncer:destroy(Dev)
         end},
-        {"{namespace, _} is refused cleanly, no device left", fun() ->
-            {error, eperm} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
+        {"with a policy file: {namespace, _} is refused", fun() ->
+            {error, eacces} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
             false = tunctl_test_lib:exists("up-ns"),
-            ok
+            ok = application:unset_env(tunctl, policy)
         end},
         {"a copy without the file capability cannot create devices", fun() ->
             ok = application:set_env(tunctl, port_program, filename:join(Dir, "tunctl_port.nocap")),
