@@ -50,6 +50,7 @@ test-go-integration:
 fuzz-short:
 	$(GO) test ./etf -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./etf -run '^$$' -fuzz '^FuzzParseSend$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./etf -run '^$$' -fuzz '^FuzzParseSendv$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 

@@ -203,3 +203,38 @@ func BenchmarkDecodeCall(b *testing.B) {
 		}
 	}
 }
+
+func TestParseSendv(t *testing.T) {
+	frame := AppendSendvFrame(nil, 7, []byte("a"), []byte{}, []byte("xyz"))
+	ref, elems, n, ok := ParseSendv(frame)
+	require.True(t, ok)
+	assert.EqualValues(t, 7, ref)
+	require.Equal(t, 3, n)
+	var got []string
+	for i := 0; i < n; i++ {
+		var p []byte
+		p, elems, ok = NextPacket(elems)
+		require.True(t, ok)
+		got = append(got, string(p))
+	}
+	assert.Equal(t, []string{"a", "", "xyz"}, got)
+	// It is ordinary ETF too.
+	term, err := Decode(frame)
+	require.NoError(t, err)
+	tu, ok := TaggedTuple(term, "sendv", 3)
+	require.True(t, ok)
+	l, ok := AsList(tu[2])
+	require.True(t, ok)
+	assert.Len(t, l, 3)
+	// Any damage refuses the whole batch.
+	for _, bad := range [][]byte{frame[:len(frame)-1], frame[:len(frame)-2], append(append([]byte{}, frame...), 0)} {
+		_, _, _, ok := ParseSendv(bad)
+		assert.False(t, ok)
+	}
+	lying := append([]byte{}, frame...)
+	lying[19] = 4 // count 4, three elements
+	_, _, _, ok = ParseSendv(lying)
+	assert.False(t, ok)
+	allocs := testing.AllocsPerRun(100, func() { _, _, _, _ = ParseSendv(frame) })
+	assert.Zero(t, allocs)
+}

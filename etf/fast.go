@@ -68,3 +68,70 @@ func AppendSendFrame(dst []byte, ref int32, packet []byte) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(packet)))
 	return append(dst, packet...)
 }
+
+var sendvTag = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 5, 's', 'e', 'n', 'd', 'v'}
+
+// SendvHeaderLen is the size of the canonical {sendv, Ref, [...]} header up
+// to and including the list's element count.
+const SendvHeaderLen = 10 + 5 + 5
+
+// ParseSendv recognises the canonical encoding of {sendv, Ref, [P1, ..., Pn]}
+//
+//	131,104,3, 119,5,"sendv", 98,Ref:32, 108,N:32, (109,Len:32,P)*N, 106
+//
+// and checks the whole frame before anything is used, so a caller never acts
+// on half of a malformed batch. It returns the list's elements (to walk with
+// NextPacket) and their count, without copying.
+func ParseSendv(frame []byte) (ref int32, elems []byte, n int, ok bool) {
+	const hl = SendvHeaderLen
+	if len(frame) < hl+1 || string(frame[:10]) != string(sendvTag) || frame[10] != tagInteger || frame[15] != tagList {
+		return 0, nil, 0, false
+	}
+	count := binary.BigEndian.Uint32(frame[16:20])
+	if uint64(count) > uint64(len(frame)-hl)/5 {
+		return 0, nil, 0, false
+	}
+	elems = frame[hl : len(frame)-1]
+	if frame[len(frame)-1] != tagNil {
+		return 0, nil, 0, false
+	}
+	rest := elems
+	for i := uint32(0); i < count; i++ {
+		var isPkt bool
+		if _, rest, isPkt = NextPacket(rest); !isPkt {
+			return 0, nil, 0, false
+		}
+	}
+	if len(rest) != 0 {
+		return 0, nil, 0, false
+	}
+	return int32(binary.BigEndian.Uint32(frame[11:15])), elems, int(count), true
+}
+
+// NextPacket splits the first binary (109,Len:32,P) off elems.
+func NextPacket(elems []byte) (pkt, rest []byte, ok bool) {
+	if len(elems) < 5 || elems[0] != tagBinary {
+		return nil, nil, false
+	}
+	l := binary.BigEndian.Uint32(elems[1:5])
+	if uint64(l) > uint64(len(elems)-5) {
+		return nil, nil, false
+	}
+	return elems[5 : 5+l], elems[5+l:], true
+}
+
+// AppendSendvFrame appends the canonical {sendv, Ref, Packets} term (without
+// the {packet,4} length), for tests and tools.
+func AppendSendvFrame(dst []byte, ref int32, packets ...[]byte) []byte {
+	dst = append(dst, sendvTag...)
+	dst = append(dst, tagInteger)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(ref))
+	dst = append(dst, tagList)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(packets)))
+	for _, p := range packets {
+		dst = append(dst, tagBinary)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(p)))
+		dst = append(dst, p...)
+	}
+	return append(dst, tagNil)
+}

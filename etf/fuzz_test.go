@@ -46,3 +46,33 @@ func FuzzParseSend(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseSendv checks the batch fast path against the generic decoder.
+func FuzzParseSendv(f *testing.F) {
+	f.Add(AppendSendvFrame(nil, 1, []byte{1, 2, 3}, []byte{4}))
+	f.Add(AppendSendvFrame(nil, 2))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ref, elems, n, ok := ParseSendv(b)
+		if !ok {
+			return
+		}
+		term, err := Decode(b)
+		if err != nil {
+			t.Fatalf("fast path accepted an invalid frame %x", b)
+		}
+		tu, isT := TaggedTuple(term, "sendv", 3)
+		r, _ := AsInt(tu[1])
+		l, _ := AsList(tu[2])
+		if !isT || int32(r) != ref || len(l) != n {
+			t.Fatalf("fast path disagrees with decoder on %x", b)
+		}
+		for _, e := range l {
+			want, _ := AsBinary(e)
+			var got []byte
+			got, elems, ok = NextPacket(elems)
+			if !ok || string(got) != string(want) {
+				t.Fatalf("packet mismatch in %x", b)
+			}
+		}
+	})
+}

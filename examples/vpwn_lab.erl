@@ -18,7 +18,7 @@
 %% '''
 -module(vpwn_lab).
 
--export([setup/1, teardown/1, tunnel/2, untunnel/1, ping/2, transfer/2, flood/3, stats/1]).
+-export([setup/1, teardown/1, sweep/1, alive/1, tunnel/2, untunnel/1, ping/2, transfer/2, flood/3, stats/1]).
 %% run on the lab's nodes
 -export([hold/4, release/1, sink/2, sink_result/1, send_data/4, freeze/2, udp_sink/2, udp_count/1,
          udp_flood/5]).
@@ -89,6 +89,22 @@ teardown(Lab) ->
 tunnel(#{a := A, node_b := NodeB} = Lab, Opts) ->
     {ok, Holder, Tunnel} = peer:call(A, ?MODULE, hold, [NodeB, ?TUN_A, ?TUN_B, Opts], 30000),
     {ok, Lab#{holder => Holder, tunnel => Tunnel}}.
+
+%% @doc Kill every process in the namespaces (of this mount namespace's
+%% `/run/netns') whose name starts with one of `Prefixes', and delete them:
+%% the backstop after a run that could not tear down (a timeout, a crash).
+-spec sweep([string()]) -> ok.
+sweep(Prefixes) ->
+    Names = [hd(string:lexemes(L, " ")) || L <- string:lexemes(os:cmd("ip netns list"), "\n")],
+    Ours = [N || N <- Names, lists:any(fun(P) -> lists:prefix(P, N) end, Prefixes)],
+    [
+        begin
+            [kill(P) || P <- string:lexemes(os:cmd("ip netns pids " ++ N), "\n")],
+            sh("ip netns del " ++ N)
+        end
+     || N <- Ours
+    ],
+    ok.
 
 %% @doc Take the tunnel down.
 -spec untunnel(lab()) -> ok.
@@ -186,7 +202,7 @@ epmd(#{epmd := Epmds} = L, Ns) ->
 
 node(#{peers := Peers, ospids := OsPids} = L, Key, Ns, Name, Addr) ->
     Cookie = maps:get(cookie, L, cookie()),
-    Dirs = lists:usort([filename:dirname(code:which(M)) || M <- [tuncer, vpwn, ?MODULE]]),
+    Dirs = lists:usort([filename:absname(filename:dirname(code:which(M))) || M <- [tuncer, vpwn, ?MODULE]]),
     PortProgram =
         case application:get_env(tunctl, port_program) of
             {ok, P} -> ["-tunctl", "port_program", lists:flatten(io_lib:format("~p", [P]))];
@@ -207,6 +223,8 @@ node(#{peers := Peers, ospids := OsPids} = L, Key, Ns, Name, Addr) ->
 cookie() ->
     "vpwnlab" ++ integer_to_list(erlang:unique_integer([positive])) ++ integer_to_list(rand:uniform(1 bsl 40)).
 
+kill(OsPid) when is_integer(OsPid) ->
+    kill(integer_to_list(OsPid));
 kill(OsPid) ->
     case alive(OsPid) of
         true ->
@@ -219,6 +237,8 @@ kill(OsPid) ->
             ok
     end.
 
+%% @doc Whether an OS process is alive (a zombie is not).
+-spec alive(integer() | string()) -> boolean().
 alive(OsPid) when is_integer(OsPid) ->
     alive(integer_to_list(OsPid));
 alive(OsPid) ->

@@ -29,6 +29,7 @@ func FuzzHandle(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add(etf.AppendSendFrame(nil, 1, []byte{0x60}))
+	f.Add(etf.AppendSendvFrame(nil, 1, []byte{0x60}, []byte{0x45}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		if err != nil {

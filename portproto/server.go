@@ -260,6 +260,14 @@ func (s *Server) handle(frame []byte) {
 		s.send(ref, pkt)
 		return
 	}
+	if ref, elems, n, isSendv := etf.ParseSendv(frame); isSendv {
+		for i := 0; i < n; i++ {
+			var pkt []byte
+			pkt, elems, _ = etf.NextPacket(elems)
+			s.send(ref, pkt)
+		}
+		return
+	}
 	t, err := etf.Decode(frame)
 	if err != nil {
 		s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badetf")))
@@ -275,6 +283,10 @@ func (s *Server) handle(frame []byte) {
 		pkt, isB := etf.AsBinary(tu[2])
 		if rerr == nil && isB {
 			s.send(ref, pkt)
+			return
+		}
+	} else if tu, isT := etf.TaggedTuple(t, "sendv", 3); isT {
+		if s.sendv(tu[1], tu[2]) == nil {
 			return
 		}
 	} else if tu, isT := etf.TaggedTuple(t, "active", 3); isT {
@@ -330,6 +342,28 @@ func (s *Server) send(ref int32, pkt []byte) {
 		d.stats.TxPackets++
 		d.stats.TxBytes += uint64(len(pkt))
 	}
+}
+
+// sendv writes a generically encoded batch, after checking all of it.
+func (s *Server) sendv(refT, listT etf.Term) error {
+	ref, err := argRef(refT)
+	if err != nil {
+		return err
+	}
+	l, isL := etf.AsList(listT)
+	if !isL {
+		return ErrBadArg
+	}
+	pkts := make([][]byte, len(l))
+	for i, e := range l {
+		if pkts[i], isL = etf.AsBinary(e); !isL {
+			return ErrBadArg
+		}
+	}
+	for _, p := range pkts {
+		s.send(ref, p)
+	}
+	return nil
 }
 
 func (s *Server) active(refT, limitT etf.Term) error {

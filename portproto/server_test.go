@@ -121,12 +121,20 @@ func TestSendPaths(t *testing.T) {
 
 	h.writeRaw(etf.AppendSendFrame(nil, 2, []byte("fast")))
 	h.write(etf.Tuple(atom("send"), 2, []byte("generic")))
-	for _, want := range []string{"fast", "generic"} {
+	h.writeRaw(etf.AppendSendvFrame(nil, 2, []byte("batch1"), []byte("batch2")))
+	h.write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("gbatch1"), []byte("gbatch2"))))
+	for _, want := range []string{"fast", "generic", "batch1", "batch2", "gbatch1", "gbatch2"} {
 		require.NoError(t, waitReadable(peer))
 		n, err := unix.Read(peer, buf)
 		require.NoError(t, err)
 		assert.Equal(t, want, string(buf[:n]))
 	}
+
+	h.write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("ok"), atom("not_a_binary"))))
+	tu0, ok0 := etf.TaggedTuple(h.next(), "tunctl_error", 2)
+	require.True(t, ok0, "a bad batch is refused whole")
+	r0, _ := etf.AsAtom(tu0[1])
+	assert.Equal(t, "badcmd", r0)
 
 	h.writeRaw(etf.AppendSendFrame(nil, 3, []byte("nobody")))
 	tu, ok := etf.TaggedTuple(h.next(), "tuntap_error", 3)
@@ -237,7 +245,7 @@ func TestProtocolDocMatchesTable(t *testing.T) {
 	for _, m := range regexp.MustCompile("(?m)^\\| `\\{([a-z_]+),").FindAllSubmatch(doc, -1) {
 		name := string(m[1])
 		if name != "call" && name != "send" && name != "active" && name != "reply" &&
-			name != "tuntap" && name != "tuntap_error" && name != "tuntap_read_error" && name != "tunctl_error" && name != "tunctl_port" {
+			name != "tuntap" && name != "tuntap_error" && name != "tuntap_read_error" && name != "sendv" && name != "tunctl_error" && name != "tunctl_port" {
 			documented = append(documented, name)
 		}
 	}

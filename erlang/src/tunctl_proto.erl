@@ -16,6 +16,7 @@
     command/2,
     call/2,
     send/2,
+    sendv/2,
     active/2,
     decode/1,
     handshake/1,
@@ -175,6 +176,15 @@ call(Id, Cmd) when is_integer(Id), Id >= 0, is_tuple(Cmd) ->
 send(Ref, Packet) ->
     Len = iolist_size(Packet),
     [<<131, 104, 3, 119, 4, "send", 98, Ref:32, 109, Len:32>>, Packet].
+
+%% @doc `{sendv, Ref, Packets}', canonical encoding: several packets in
+%% one frame (the port writes each with its own write(2)); payloads are not
+%% copied.
+-spec sendv(ref(), [iodata()]) -> iodata().
+sendv(Ref, Packets) ->
+    [<<131, 104, 3, 119, 5, "sendv", 98, Ref:32, 108, (length(Packets)):32>>,
+     [[<<109, (iolist_size(P)):32>>, P] || P <- Packets],
+     <<106>>].
 
 %% @doc `{active, Ref, Limit}'.
 -spec active(ref(), limit()) -> binary().
