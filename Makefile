@@ -11,7 +11,8 @@ FUZZTIME ?= 10s
 EBIN := erlang/_build/default/lib/tunctl/ebin
 
 .PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
-        test-erlang xref dialyzer eunit ct test-unpriv test-unpriv-ct demo bench setcap clean
+        test-erlang xref dialyzer eunit ct test-unpriv test-unpriv-ct demo bench setcap clean \
+        docs test-examples test-ecosystem demo-reflector
 
 all: $(PORT) erlang examples
 
@@ -31,7 +32,8 @@ deps:
 
 # Everything, in the order a failure is cheapest to find.
 test: deps
-	$(MAKE) check-format vet test-go fuzz-short $(PORT) test-go-integration test-erlang
+	$(MAKE) check-format vet test-go fuzz-short $(PORT) test-go-integration test-erlang \
+	    docs test-ecosystem
 	@echo "make test: all stages passed"
 
 check-format:
@@ -72,6 +74,21 @@ eunit: $(PORT)
 ct: $(PORT) examples
 	cd erlang && TUNCTL_REQUIRE_NETNS=1 ../$(INNS) $(REBAR3) ct --readable=true
 
+# The examples' suite alone (ct runs it too): reflector, br, vpwn.
+test-examples: $(PORT) examples
+	cd erlang && TUNCTL_REQUIRE_NETNS=1 ../$(INNS) $(REBAR3) ct --suite=examples_SUITE --readable=true
+
+# A throwaway rebar3 project and a throwaway mix project that depend on this
+# repository (git), build it with their own tools and move a packet with it.
+test-ecosystem:
+	$(INNS) scripts/test-ecosystem.sh
+
+# API documentation (erlang/doc/), checked: every exported function of every
+# public module is documented.
+docs: erlang
+	cd erlang && $(REBAR3) edoc
+	escript scripts/check-edoc.escript erlang/src $(EBIN) erlang/doc
+
 # The CT suites' unprivileged counterpart: uid 65534, setcap'd binary only.
 test-unpriv: $(PORT) erlang
 	$(INNS) scripts/unpriv-test.sh
@@ -81,6 +98,10 @@ test-unpriv-ct: $(PORT) erlang
 
 demo: deps all
 	$(INNS) scripts/demo.sh
+
+# The first demo: a TUN device answering ping and UDP (examples/reflector.erl).
+demo-reflector: deps all
+	$(INNS) scripts/demo-reflector.sh
 
 bench: deps all
 	$(INNS) scripts/bench.sh

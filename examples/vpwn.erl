@@ -70,10 +70,12 @@ start(Node, LocalIP, RemoteIP) ->
 %% remote end is linked to the local one, so the tunnel goes down (and both
 %% devices away) when either end, either node or the connection dies.
 %%
-%% Options: `{active, true | N}' (see the module doc), `{devname, Name}'
-%% (both devices, default: the kernel picks `tunN'), `{mtu, MTU}'.
+%% Options: `{active, true | N}' (see the module doc; `N' in 1..32767),
+%% `{devname, Name}' (both devices, default: the kernel picks `tunN'),
+%% `{mtu, MTU}'. Anything else raises `badarg'.
 -spec start(node(), ip(), ip(), [option()]) -> {ok, pid()} | {error, term()}.
 start(Node, LocalIP, RemoteIP, Opts) when is_atom(Node), is_list(Opts) ->
+    lists:all(fun valid/1, Opts) orelse erlang:error(badarg, [Node, LocalIP, RemoteIP, Opts]),
     Local = address(LocalIP),
     Remote = address(RemoteIP),
     Parent = self(),
@@ -92,7 +94,8 @@ start(Node, LocalIP, RemoteIP, Opts) when is_atom(Node), is_list(Opts) ->
             {error, {nodedown, Node}}
     end.
 
-%% @doc Take the tunnel down: both devices are destroyed.
+%% @doc Take the tunnel down (from either end): both devices are gone when
+%% it returns.
 -spec stop(pid()) -> ok.
 stop(Pid) -> call(Pid, stop).
 
@@ -169,16 +172,24 @@ device(Local, Remote, Opts) ->
     Name = proplists:get_value(devname, Opts, <<>>),
     case tuncer:create(Name, [tun, no_pi, {active, false}]) of
         {ok, Dev} ->
-            Config = [
+            % a /32 address with the other end as its point-to-point peer
+            Steps = [
                 fun() -> tuncer:up(Dev, Local) end,
                 fun() -> tuncer:dstaddr(Dev, Remote) end
                 | [fun() -> tuncer:mtu(Dev, M) end || {mtu, M} <- Opts]
             ],
-            case lists:dropwhile(fun(F) -> F() =:= ok end, Config) of
-                [] ->
+            Result = lists:foldl(
+                fun
+                    (Step, ok) -> Step();
+                    (_, Error) -> Error
+                end,
+                ok,
+                Steps
+            ),
+            case Result of
+                ok ->
                     {ok, Dev};
-                [Failed | _] ->
-                    Error = Failed(),
+                Error ->
                     ok = tuncer:destroy(Dev),
                     {error, {configure, Error}}
             end;
@@ -228,11 +239,20 @@ loop(#st{dev = Dev, peer = Peer} = St) ->
             loop(St);
         {vpwn_call, From, Ref, stop} ->
             unlink(Peer),
+            Mon = monitor(process, Peer),
             Peer ! {vpwn_stop, self()},
             ok = tuncer:destroy(Dev),
+            % both devices are gone when stop/1 returns
+            receive
+                {vpwn_stopped, Peer} -> ok;
+                {'DOWN', Mon, process, Peer, _} -> ok
+            after ?TIMEOUT -> ok
+            end,
+            demonitor(Mon, [flush]),
             From ! {Ref, ok};
         {vpwn_stop, Peer} ->
-            ok = tuncer:destroy(Dev);
+            ok = tuncer:destroy(Dev),
+            Peer ! {vpwn_stopped, self()};
         {'EXIT', Dev, Reason} ->
             exit(Reason);
         {'EXIT', Peer, _} ->
@@ -276,6 +296,12 @@ mode(#st{mode = N}) -> {active, N}.
 %%--------------------------------------------------------------------
 %%% Helpers
 %%--------------------------------------------------------------------
+
+valid({active, true}) -> true;
+valid({active, N}) -> is_integer(N) andalso N > 0 andalso N =< 32767;
+valid({devname, Name}) -> is_binary(Name) orelse is_list(Name);
+valid({mtu, MTU}) -> is_integer(MTU) andalso MTU > 0;
+valid(_) -> false.
 
 address({_, _, _, _} = IP) ->
     IP;

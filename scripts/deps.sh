@@ -3,7 +3,7 @@
 # Debian's Erlang/OTP and rebar3, iproute2, ping, setcap, and the Go modules.
 # Idempotent: installs only what is missing.
 set -eu
-pkgs="erlang-nox erlang-dev erlang-common-test erlang-eunit erlang-dialyzer erlang-tools erlang-edoc rebar3 iproute2 iputils-ping libcap2-bin util-linux procps"
+pkgs="erlang-nox erlang-dev erlang-common-test erlang-eunit erlang-dialyzer erlang-tools erlang-edoc rebar3 iproute2 iputils-ping libcap2-bin util-linux procps elixir git"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -25,6 +26,7 @@ import (
 	"github.com/tunctl/tunctl/policy"
 	"github.com/tunctl/tunctl/portproto"
 	"github.com/tunctl/tunctl/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -78,6 +80,9 @@ func main() {
 		Log:    logger,
 	})
 	if err := srv.Serve(); err != nil {
+		if errors.Is(err, unix.EPIPE) {
+			return // the BEAM went away while we wrote: same as EOF
+		}
 		logger.Printf("exiting: %v", err)
 		os.Exit(2)
 	}

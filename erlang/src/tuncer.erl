@@ -71,8 +71,6 @@
 
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
-%% Interface names are at most 15 bytes (IFNAMSIZ - 1).
--define(IFNAMSIZ, 16).
 %% 65535 + packet information (4) + virtio-net header (12).
 -define(MAX_PACKET, 65551).
 -define(READ_SIZE, 65551).
@@ -87,11 +85,6 @@
 %% one frame (one port_command, one pipe write; still one write(2) each).
 -define(SEND_BATCH, 64).
 -define(LOW_WATER, 128).
-
--define(IS_ACTIVE(A),
-    (is_boolean(A) orelse A =:= once orelse
-        (is_integer(A) andalso A >= -32768 andalso A =< 32767))
-).
 
 -type dev() :: pid().
 -type handle() :: tunctl_registry:handle().
@@ -131,12 +124,9 @@
 }.
 -type header() :: #{flags => 0..65535, proto => 0..65535, vnet => vnet_hdr()}.
 % A configuration step, a port command without its Ref.
--type step() :: tuple().
+-type step() :: tunctl_opts:step().
 
 -export_type([dev/0, handle/0, option/0, active/0, ip/0, mask/0, rule/0, stats/0, header/0, vnet_hdr/0]).
-
--define(IFF_NO_PI, 16#1000).
--define(IFF_VNET_HDR, 16#4000).
 
 -record(state, {
     owner :: pid(),
@@ -229,16 +219,9 @@ create(Name) ->
 %% '''
 -spec create(iodata(), [option()]) -> {ok, dev()} | {error, term()}.
 create(Name, Options) when is_list(Options) ->
-    Ifname = ifname(Name),
-    {Flags, Active, Config} = options(Options),
-    case byte_size(Ifname) < ?IFNAMSIZ of
-        true ->
-            case config(Config) of
-                {ok, Netns, Steps} -> start({Ifname, Flags, Active, Netns, Steps});
-                {error, _} = Error -> Error
-            end;
-        false ->
-            {error, einval}
+    case tunctl_opts:create_args(Name, Options) of
+        {ok, Args} -> start(Args);
+        {error, _} = Error -> Error
     end;
 create(_, _) ->
     erlang:error(badarg).
@@ -283,7 +266,7 @@ persist(Dev, Bool) when is_pid(Dev), is_boolean(Bool) ->
 owner(Dev, Uid) when is_pid(Dev), is_integer(Uid), Uid >= 0 ->
     port_call(Dev, {owner, Uid});
 owner(Dev, User) when is_pid(Dev), is_list(User); is_pid(Dev), is_binary(User) ->
-    case lookup_id("/etc/passwd", User) of
+    case tunctl_opts:uid(User) of
         {ok, Uid} -> owner(Dev, Uid);
         {error, _} = Error -> Error
     end.
@@ -300,7 +283,7 @@ owner(Dev, User) when is_pid(Dev), is_list(User); is_pid(Dev), is_binary(User) -
 group(Dev, Gid) when is_pid(Dev), is_integer(Gid), Gid >= 0 ->
     port_call(Dev, {group, Gid});
 group(Dev, Group) when is_pid(Dev), is_list(Group); is_pid(Dev), is_binary(Group) ->
-    case lookup_id("/etc/group", Group) of
+    case tunctl_opts:gid(Group) of
         {ok, Gid} -> group(Dev, Gid);
         {error, _} = Error -> Error
     end.
@@ -343,7 +326,7 @@ write(Handle, Data) when is_integer(Handle) ->
 %% '''
 -spec send(dev(), iodata()) -> ok | {error, emsgsize}.
 send(Dev, Data) when is_pid(Dev) ->
-    case packet_size(Data) of
+    case tunctl_opts:packet_size(Data) of
         N when N > ?MAX_PACKET -> {error, emsgsize};
         _ -> gen_server:cast(Dev, {send, Data})
     end;
@@ -389,8 +372,11 @@ recv(Dev, Size, Timeout) when
 %% ok
 %% '''
 -spec setopt(dev(), {active, active()}) -> ok.
-setopt(Dev, {active, A}) when is_pid(Dev), ?IS_ACTIVE(A) ->
-    call(Dev, {active, A});
+setopt(Dev, {active, A} = Opt) when is_pid(Dev) ->
+    case tunctl_opts:is_active(A) of
+        true -> call(Dev, Opt);
+        false -> erlang:error(badarg)
+    end;
 setopt(_, _) ->
     erlang:error(badarg).
 
@@ -423,7 +409,10 @@ controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
 %% '''
 -spec up(dev(), ip()) -> ok | {error, posix()}.
 up(Dev, IP) when is_pid(Dev) ->
-    einval(fun() -> configure(Dev, addr_cmd(ip(IP), default, undefined)) end).
+    case tunctl_opts:address(IP) of
+        {ok, Addr} -> configure(Dev, tunctl_opts:addr_add(Addr, default));
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Assign an IPv4 or IPv6 address with a prefix length or a netmask
 %% and bring the link up. IPv4 addresses get the broadcast address of their
@@ -440,10 +429,10 @@ up(Dev, IP) when is_pid(Dev) ->
 %% '''
 -spec up(dev(), ip(), mask()) -> ok | {error, posix()}.
 up(Dev, IP, Mask) when is_pid(Dev) ->
-    einval(fun() ->
-        Addr = ip(IP),
-        configure(Dev, addr_cmd(Addr, prefix(Addr, Mask), undefined))
-    end).
+    case tunctl_opts:address(IP, Mask) of
+        {ok, Addr, Len} -> configure(Dev, tunctl_opts:addr_add(Addr, Len));
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Remove an address assigned through this device process, with the
 %% prefix it was assigned with; `{error, eaddrnotavail}' when this process
@@ -455,13 +444,15 @@ up(Dev, IP, Mask) when is_pid(Dev) ->
 %% '''
 -spec addr_del(dev(), ip()) -> ok | {error, posix()}.
 addr_del(Dev, IP) when is_pid(Dev) ->
-    einval(fun() ->
-        Addr = ip(IP),
-        case call(Dev, {prefix, Addr}) of
-            {ok, Len} -> port_call(Dev, {addr_del, Addr, Len});
-            {error, _} = Error -> Error
-        end
-    end).
+    case tunctl_opts:address(IP) of
+        {ok, Addr} ->
+            case call(Dev, {prefix, Addr}) of
+                {ok, Len} -> port_call(Dev, {addr_del, Addr, Len});
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc Remove the address `IP' with this prefix length or netmask (the
 %% kernel matches both): `{error, eaddrnotavail}' when the interface has no
@@ -473,10 +464,10 @@ addr_del(Dev, IP) when is_pid(Dev) ->
 %% '''
 -spec addr_del(dev(), ip(), mask()) -> ok | {error, posix()}.
 addr_del(Dev, IP, Mask) when is_pid(Dev) ->
-    einval(fun() ->
-        Addr = ip(IP),
-        port_call(Dev, {addr_del, Addr, prefix(Addr, Mask)})
-    end).
+    case tunctl_opts:address(IP, Mask) of
+        {ok, Addr, Len} -> port_call(Dev, {addr_del, Addr, Len});
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Bring the link down. Addresses stay assigned.
 -spec down(dev()) -> ok | {error, posix()}.
@@ -498,10 +489,10 @@ down(Dev) when is_pid(Dev) ->
 %% '''
 -spec dstaddr(dev(), ip()) -> ok | {error, posix()}.
 dstaddr(Dev, IP) when is_pid(Dev) ->
-    einval(fun() ->
-        Peer = ip(IP),
-        readdr(Dev, bit_size(Peer), fun(Addr, _) -> addr_cmd(Addr, default, Peer) end)
-    end).
+    case tunctl_opts:address(IP) of
+        {ok, Peer} -> readdr(Dev, bit_size(Peer), fun(Addr, _) -> tunctl_opts:addr_peer(Addr, Peer) end);
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Set the broadcast address of the newest IPv4 address assigned
 %% through this process; `{error, eaddrnotavail}' if there is none.
@@ -512,14 +503,14 @@ dstaddr(Dev, IP) when is_pid(Dev) ->
 %% '''
 -spec broadcast(dev(), ip()) -> ok | {error, posix()}.
 broadcast(Dev, IP) when is_pid(Dev) ->
-    einval(fun() ->
-        case ip(IP) of
-            <<_:32>> = Brd ->
-                readdr(Dev, 32, fun(Addr, Len) -> {addr_add, Addr, Len, [{broadcast, Brd}]} end);
-            _ ->
-                throw(einval)
-        end
-    end).
+    case tunctl_opts:address(IP) of
+        {ok, <<_:32>> = Brd} ->
+            readdr(Dev, 32, fun(Addr, Len) -> {addr_add, Addr, Len, [{broadcast, Brd}]} end);
+        {ok, _} ->
+            {error, einval};
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc The MTU of the interface.
 %%
@@ -561,7 +552,7 @@ mtu(Dev, MTU) when is_pid(Dev), is_integer(MTU) ->
 %% '''
 -spec filter(dev(), [rule()]) -> ok | {error, posix()}.
 filter(Dev, Rules) when is_pid(Dev), is_list(Rules) ->
-    _ = [erlang:error(badarg) || R <- Rules, not is_rule(R)],
+    _ = [erlang:error(badarg) || R <- Rules, not tunctl_opts:is_rule(R)],
     port_call(Dev, {filter, Rules}).
 
 %% @doc Counters kept by the port for the device: `rx' is device to BEAM
@@ -616,9 +607,9 @@ header(Packet) ->
 %% '''
 -spec header(binary(), non_neg_integer() | [option()]) -> {ok, header(), binary()} | {error, einval}.
 header(Packet, Flags) when is_binary(Packet), is_integer(Flags), Flags >= 0 ->
-    header(Packet, Flags band ?IFF_NO_PI =:= 0, Flags band ?IFF_VNET_HDR =/= 0);
+    tunctl_opts:header(Packet, Flags);
 header(Packet, Options) when is_binary(Packet), is_list(Options) ->
-    header(Packet, not lists:member(no_pi, Options), lists:member(vnet_hdr, Options)).
+    tunctl_opts:header(Packet, Options).
 
 %%--------------------------------------------------------------------
 %%% Callbacks
@@ -1050,39 +1041,6 @@ readdr(Dev, Bits, Fun) ->
             Error
     end.
 
-% Invalid values throw einval, returned as {error, einval}.
-einval(Fun) ->
-    try
-        Fun()
-    catch
-        throw:einval -> {error, einval}
-    end.
-
-% The uid or gid of a name in /etc/passwd or /etc/group.
-lookup_id(File, Name) ->
-    Bin = unicode:characters_to_binary(Name),
-    case file:read_file(File) of
-        {ok, Data} ->
-            Ids = [
-                Id
-             || Line <- binary:split(Data, <<"\n">>, [global]),
-                [N, _, Id | _] <- [binary:split(Line, <<":">>, [global])],
-                N =:= Bin
-            ],
-            case Ids of
-                [Id | _] ->
-                    try
-                        {ok, binary_to_integer(Id)}
-                    catch
-                        error:badarg -> {error, einval}
-                    end;
-                [] ->
-                    {error, einval}
-            end;
-        {error, _} = Error ->
-            Error
-    end.
-
 by_handle(Handle, Fun) ->
     case tunctl_registry:lookup(Handle) of
         {ok, Dev} ->
@@ -1110,226 +1068,3 @@ flush_events(Dev, Pid) ->
     after 0 ->
         ok
     end.
-
-packet_size(Data) ->
-    try
-        iolist_size(Data)
-    catch
-        error:badarg -> erlang:error(badarg)
-    end.
-
-ifname(Name) ->
-    try
-        iolist_to_binary(Name)
-    catch
-        error:badarg -> erlang:error(badarg)
-    end.
-
-% {Flags, Active, Config}: device flags, active mode, and the configuration
-% options as a map. Malformed options raise badarg.
-options(Options) ->
-    {Flags, Active, Config} = lists:foldl(fun option/2, {[], false, #{}}, Options),
-    case Flags of
-        [] -> {[no_pi, tap], Active, Config};
-        _ -> {tun_or_tap(lists:usort(Flags)), Active, Config}
-    end.
-
-tun_or_tap(Flags) ->
-    case lists:member(tun, Flags) orelse lists:member(tap, Flags) of
-        true -> Flags;
-        false -> lists:usort([tap | Flags])
-    end.
-
-option(Flag, {Flags, Active, Config}) when
-    Flag =:= tun;
-    Flag =:= tap;
-    Flag =:= no_pi;
-    Flag =:= one_queue;
-    Flag =:= multi_queue;
-    Flag =:= vnet_hdr;
-    Flag =:= tun_excl
-->
-    {[Flag | Flags], Active, Config};
-option({active, A}, {Flags, _, Config}) when ?IS_ACTIVE(A) ->
-    {Flags, A, Config};
-option({Key, IP} = Opt, Acc) when Key =:= addr; Key =:= dstaddr; Key =:= netmask ->
-    _ = is_ip_term(IP) orelse erlang:error(badarg, [Opt]),
-    config(Key, IP, Acc);
-option({prefixlen, N}, Acc) when is_integer(N) ->
-    config(prefixlen, N, Acc);
-option({mtu, N}, Acc) when is_integer(N) ->
-    config(mtu, N, Acc);
-option({up, B}, Acc) when is_boolean(B) ->
-    config(up, B, Acc);
-option({namespace, Path}, Acc) when is_list(Path); is_binary(Path) ->
-    config(namespace, Path, Acc);
-option({filter, Rules} = Opt, Acc) when is_list(Rules) ->
-    _ = lists:all(fun is_rule/1, Rules) orelse erlang:error(badarg, [Opt]),
-    config(filter, Rules, Acc);
-option(_, _) ->
-    erlang:error(badarg).
-
-config(Key, Value, {Flags, Active, Config}) ->
-    {Flags, Active, Config#{Key => Value}}.
-
-is_ip_term(IP) ->
-    is_list(IP) orelse is_binary(IP) orelse
-        (is_tuple(IP) andalso (tuple_size(IP) =:= 4 orelse tuple_size(IP) =:= 8)).
-
-is_rule(Rule) when
-    Rule =:= ipv4; Rule =:= ipv6; Rule =:= arp; Rule =:= icmp; Rule =:= icmpv6; Rule =:= udp; Rule =:= tcp
-->
-    true;
-is_rule({ethertype, N}) when is_integer(N), N >= 0, N =< 16#ffff -> true;
-is_rule({ip_proto, N}) when is_integer(N), N >= 0, N =< 255 -> true;
-is_rule(_) -> false.
-
-% The configuration options as the namespace to enter and the steps to run
-% after open: filter, MTU, link up, address (or address, link down).
-config(Config) ->
-    try
-        Addr = addr_steps(Config),
-        % Up before the address: the kernel adds the route to an IPv6
-        % peer only when the address is added on a link that is up.
-        Link =
-            case maps:get(up, Config, Addr =/= []) of
-                true -> [{link_set, [{up, true}]}] ++ Addr;
-                false when is_map_key(up, Config) -> Addr ++ [{link_set, [{up, false}]}];
-                false -> Addr
-            end,
-        Steps =
-            [{filter, Rules} || #{filter := Rules} <- [Config]] ++
-                [{link_set, [{mtu, N}]} || #{mtu := N} <- [Config]] ++
-                Link,
-        {ok, namespace(Config), Steps}
-    catch
-        throw:einval -> {error, einval}
-    end.
-
-namespace(#{namespace := Path}) ->
-    case unicode:characters_to_binary(Path) of
-        Bin when is_binary(Bin), byte_size(Bin) > 0 -> Bin;
-        _ -> throw(einval)
-    end;
-namespace(_) ->
-    undefined.
-
-addr_steps(#{addr := IP} = Config) ->
-    Addr = ip(IP),
-    Len =
-        case Config of
-            #{netmask := _, prefixlen := _} -> throw(einval);
-            #{netmask := Mask} -> prefix(Addr, Mask);
-            #{prefixlen := N} -> prefix(Addr, N);
-            _ -> default
-        end,
-    Peer =
-        case Config of
-            #{dstaddr := D} -> ip(D);
-            _ -> undefined
-        end,
-    [addr_cmd(Addr, Len, Peer)];
-addr_steps(Config) ->
-    case lists:any(fun(K) -> is_map_key(K, Config) end, [netmask, prefixlen, dstaddr]) of
-        true -> throw(einval);
-        false -> []
-    end.
-
-% The addr_add command for an address, a prefix length (default: IPv4 /32
-% with broadcast x.x.x.255, IPv6 /64) and a peer.
-addr_cmd(<<A, B, C, _>> = Addr, default, undefined) ->
-    {addr_add, Addr, 32, [{broadcast, <<A, B, C, 255>>}]};
-addr_cmd(<<_:128>> = Addr, default, undefined) ->
-    {addr_add, Addr, 64, []};
-addr_cmd(Addr, Len, undefined) ->
-    {addr_add, Addr, Len, broadcast_opt(Addr, Len)};
-addr_cmd(Addr, _, Peer) when bit_size(Addr) =:= bit_size(Peer) ->
-    {addr_add, Addr, bit_size(Addr), [{peer, Peer}]};
-addr_cmd(_, _, _) ->
-    throw(einval).
-
-% A prefix length, or a netmask of the same family as the address.
-prefix(Addr, Len) when is_integer(Len) ->
-    case Len >= 0 andalso Len =< bit_size(Addr) of
-        true -> Len;
-        false -> throw(einval)
-    end;
-prefix(Addr, Mask) ->
-    case ip(Mask) of
-        M when bit_size(M) =:= bit_size(Addr) ->
-            Bits = bit_size(M),
-            N = binary:decode_unsigned(M),
-            Len = Bits - ones(bnot N band ((1 bsl Bits) - 1), 0),
-            case ((1 bsl Len) - 1) bsl (Bits - Len) of
-                N -> Len;
-                _ -> throw(einval)
-            end;
-        _ ->
-            throw(einval)
-    end.
-
-% The number of significant bits of a host mask (0...01...1).
-ones(0, N) -> N;
-ones(M, N) -> ones(M bsr 1, N + 1).
-
-% An IP address as a 4 or 16 byte binary. A string or tuple that is not an
-% address throws einval; a term that cannot be one raises badarg.
-ip({_, _, _, _} = IP) ->
-    ip_bin(IP);
-ip({_, _, _, _, _, _, _, _} = IP) ->
-    ip_bin(IP);
-ip(IP) when is_list(IP) ->
-    case catch inet:parse_strict_address(IP) of
-        {ok, Addr} -> ip_bin(Addr);
-        _ -> throw(einval)
-    end;
-ip(IP) when is_binary(IP) ->
-    case catch inet:parse_strict_address(binary_to_list(IP)) of
-        {ok, Addr} -> ip_bin(Addr);
-        _ when byte_size(IP) =:= 4; byte_size(IP) =:= 16 -> IP;
-        _ -> throw(einval)
-    end;
-ip(_) ->
-    erlang:error(badarg).
-
-ip_bin({A, B, C, D} = IP) ->
-    case inet:is_ipv4_address(IP) of
-        true -> <<A, B, C, D>>;
-        false -> throw(einval)
-    end;
-ip_bin({A, B, C, D, E, F, G, H} = IP) ->
-    case inet:is_ipv6_address(IP) of
-        true -> <<A:16, B:16, C:16, D:16, E:16, F:16, G:16, H:16>>;
-        false -> throw(einval)
-    end.
-
-broadcast_opt(<<Addr:32>>, Len) when Len < 31 ->
-    Mask = (1 bsl (32 - Len)) - 1,
-    [{broadcast, <<(Addr bor Mask):32>>}];
-broadcast_opt(_, _) ->
-    [].
-
-header(Packet, PI, Vnet) ->
-    case header_pi(PI, Packet) of
-        {ok, Header, Rest} -> header_vnet(Vnet, Rest, Header);
-        error -> {error, einval}
-    end.
-
-header_pi(true, <<Flags:16/native, Proto:16, Rest/binary>>) -> {ok, #{flags => Flags, proto => Proto}, Rest};
-header_pi(true, _) -> error;
-header_pi(false, Packet) -> {ok, #{}, Packet}.
-
-header_vnet(true, <<F, Gso, HdrLen:16/native, GsoSize:16/native, Start:16/native, Offset:16/native, Rest/binary>>, H) ->
-    Vnet = #{
-        flags => F,
-        gso_type => Gso,
-        hdr_len => HdrLen,
-        gso_size => GsoSize,
-        csum_start => Start,
-        csum_offset => Offset
-    },
-    {ok, H#{vnet => Vnet}, Rest};
-header_vnet(true, _, _) ->
-    {error, einval};
-header_vnet(false, Packet, H) ->
-    {ok, H, Packet}.

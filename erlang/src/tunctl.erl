@@ -116,7 +116,13 @@ stats(FD) ->
 %% '''
 -spec up(iodata(), tuncer:ip()) -> ok | {error, posix()}.
 up(Device, IP) ->
-    by_name(Device, fun(Dev) -> tuncer:up(Dev, IP, default_prefix(IP)) end).
+    by_name(Device, fun(Dev) ->
+        case tunctl_opts:address(IP) of
+            {ok, <<_:32>>} -> tuncer:up(Dev, IP, 24);
+            {ok, <<_:128>>} -> tuncer:up(Dev, IP, 64);
+            {error, _} = Error -> Error
+        end
+    end).
 
 %% @doc Assign an address with a prefix length or netmask to the named
 %% device and bring it up (as `tuncer:up/3').
@@ -179,24 +185,6 @@ header(Packet) ->
         {ok, #{flags := Flags, proto := Proto}, Payload} -> {tun_pi, Flags, Proto, Payload};
         {error, _} = Error -> Error
     end.
-
-default_prefix({_, _, _, _}) ->
-    24;
-default_prefix({_, _, _, _, _, _, _, _}) ->
-    64;
-default_prefix(IP) when is_binary(IP) ->
-    case catch inet:parse_strict_address(binary_to_list(IP)) of
-        {ok, Addr} -> default_prefix(Addr);
-        _ when byte_size(IP) =:= 16 -> 64;
-        _ -> 24
-    end;
-default_prefix(IP) when is_list(IP) ->
-    case lists:member($:, IP) of
-        true -> 64;
-        false -> 24
-    end;
-default_prefix(_) ->
-    erlang:error(badarg).
 
 by_handle(FD, Fun) ->
     case tunctl_registry:lookup(FD) of

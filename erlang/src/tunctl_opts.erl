@@ -1,0 +1,419 @@
+%% @private
+%% @doc The pure side of `tuncer': parsing and validation that needs no
+%% process, no port and no device.
+%%
+%% This module owns
+%% <ul>
+%% <li>the options of `tuncer:create/2': device flags and their defaults,
+%%     `{active, A}', and the configuration options turned into the steps
+%%     the device process sends to the port (`create_args/2');</li>
+%% <li>IP addresses, prefix lengths and netmasks (`address/1,2'), and the
+%%     `addr_add' commands built from them (`addr_add/2', `addr_peer/2');</li>
+%% <li>filter rules (`is_rule/1') and active modes (`is_active/1');</li>
+%% <li>user and group names looked up in `/etc/passwd' and `/etc/group'
+%%     (`uid/1', `gid/1');</li>
+%% <li>the headers the kernel puts in front of packets (`header/2', behind
+%%     `tuncer:header/1,2'), and the size of a packet to send
+%%     (`packet_size/1').</li>
+%% </ul>
+%% Users call `tuncer' and `tunctl'; the types are `tuncer''s.
+-module(tunctl_opts).
+
+-export([
+    create_args/2,
+    is_active/1,
+    is_rule/1,
+    address/1, address/2,
+    addr_add/2,
+    addr_peer/2,
+    uid/1, gid/1,
+    header/2,
+    packet_size/1
+]).
+
+%% Interface names are at most 15 bytes (IFNAMSIZ - 1).
+-define(IFNAMSIZ, 16).
+
+-define(IFF_NO_PI, 16#1000).
+-define(IFF_VNET_HDR, 16#4000).
+
+-define(IS_ACTIVE(A),
+    (is_boolean(A) orelse A =:= once orelse
+        (is_integer(A) andalso A >= -32768 andalso A =< 32767))
+).
+
+% A configuration step, a port command without its Ref.
+-type step() :: tuple().
+% An IP address as its 4 or 16 bytes.
+-type addr() :: <<_:32>> | <<_:128>>.
+-type create_args() :: {
+    Ifname :: binary(),
+    Flags :: [tuncer:option()],
+    Active :: tuncer:active(),
+    Netns :: binary() | undefined,
+    Steps :: [step()]
+}.
+
+-export_type([step/0, addr/0, create_args/0]).
+
+%%--------------------------------------------------------------------
+%%% API
+%%--------------------------------------------------------------------
+
+%% @doc The arguments of a new device process: the interface name, the
+%% device flags, the active mode, the network namespace to enter and the
+%% configuration steps to run after open (filter, MTU, link up, address;
+%% or address, link down), as `tuncer:create/2' describes them.
+%%
+%% A malformed name or option raises `badarg'; a name of 16 bytes or more
+%% or an invalid value returns `{error, einval}'.
+-spec create_args(iodata(), [tuncer:option()]) -> {ok, create_args()} | {error, einval}.
+create_args(Name, Options) ->
+    Ifname = ifname(Name),
+    {Flags, Active, Config} = options(Options),
+    case byte_size(Ifname) < ?IFNAMSIZ of
+        true ->
+            case config(Config) of
+                {ok, Netns, Steps} -> {ok, {Ifname, Flags, Active, Netns, Steps}};
+                {error, _} = Error -> Error
+            end;
+        false ->
+            {error, einval}
+    end.
+
+%% @doc Whether a term is an active mode: `true', `false', `once' or a
+%% counter increment in -32768..32767.
+-spec is_active(term()) -> boolean().
+is_active(A) ->
+    ?IS_ACTIVE(A).
+
+%% @doc Whether a term is a filter rule (`tuncer:filter/2').
+-spec is_rule(term()) -> boolean().
+is_rule(Rule) when
+    Rule =:= ipv4; Rule =:= ipv6; Rule =:= arp; Rule =:= icmp; Rule =:= icmpv6; Rule =:= udp; Rule =:= tcp
+->
+    true;
+is_rule({ethertype, N}) when is_integer(N), N >= 0, N =< 16#ffff -> true;
+is_rule({ip_proto, N}) when is_integer(N), N >= 0, N =< 255 -> true;
+is_rule(_) -> false.
+
+%% @doc An IP address (a tuple, a string, or a binary: text or the 4 or 16
+%% bytes) as its 4 or 16 bytes. A string, binary or tuple that is not an
+%% address returns `{error, einval}'; a term that cannot be one (an atom, a
+%% number) raises `badarg'.
+-spec address(tuncer:ip()) -> {ok, addr()} | {error, einval}.
+address(IP) ->
+    einval(fun() -> {ok, ip(IP)} end).
+
+%% @doc An IP address (as `address/1') and the prefix length given by
+%% `Mask': a prefix length, or a contiguous netmask of the same family.
+%% A prefix out of range or a bad netmask returns `{error, einval}'.
+-spec address(tuncer:ip(), tuncer:mask()) -> {ok, addr(), 0..128} | {error, einval}.
+address(IP, Mask) ->
+    einval(fun() ->
+        Addr = ip(IP),
+        {ok, Addr, prefix(Addr, Mask)}
+    end).
+
+%% @doc The `addr_add' step for an address and a prefix length. IPv4
+%% addresses get the broadcast address of their network; `default' is
+%% IPv4 `/32' with the broadcast address `x.x.x.255' (as msantos/tunctl),
+%% IPv6 `/64'.
+-spec addr_add(addr(), 0..128 | default) -> step().
+addr_add(Addr, Len) ->
+    addr_cmd(Addr, Len, undefined).
+
+%% @doc The `addr_add' step for an address with a point-to-point peer of
+%% the same family: the address is `/32' or `/128'.
+-spec addr_peer(addr(), addr()) -> step().
+addr_peer(Addr, Peer) when bit_size(Addr) =:= bit_size(Peer) ->
+    addr_cmd(Addr, default, Peer).
+
+%% @doc The uid of a user name in `/etc/passwd': `{error, einval}' when
+%% there is none.
+-spec uid(string() | binary()) -> {ok, integer()} | {error, file:posix() | badarg | terminated | system_limit}.
+uid(User) ->
+    lookup_id("/etc/passwd", User).
+
+%% @doc The gid of a group name in `/etc/group': `{error, einval}' when
+%% there is none.
+-spec gid(string() | binary()) -> {ok, integer()} | {error, file:posix() | badarg | terminated | system_limit}.
+gid(Group) ->
+    lookup_id("/etc/group", Group).
+
+%% @doc Decode the headers in front of a packet of a device with these
+%% flags (the integer of `tuncer:flags/1' or the option list), as
+%% `tuncer:header/2' describes.
+-spec header(binary(), non_neg_integer() | [tuncer:option()]) ->
+    {ok, tuncer:header(), binary()} | {error, einval}.
+header(Packet, Flags) when is_integer(Flags) ->
+    header(Packet, Flags band ?IFF_NO_PI =:= 0, Flags band ?IFF_VNET_HDR =/= 0);
+header(Packet, Options) when is_list(Options) ->
+    header(Packet, not lists:member(no_pi, Options), lists:member(vnet_hdr, Options)).
+
+%% @doc The size of a packet to send (`tuncer:send/2'); data that is not
+%% iodata raises `badarg'.
+-spec packet_size(iodata()) -> non_neg_integer().
+packet_size(Data) ->
+    iodata(fun erlang:iolist_size/1, Data).
+
+%%--------------------------------------------------------------------
+%%% Create options
+%%--------------------------------------------------------------------
+
+ifname(Name) ->
+    iodata(fun erlang:iolist_to_binary/1, Name).
+
+% Fun(Data), raising a plain badarg when Data is not iodata.
+iodata(Fun, Data) ->
+    try
+        Fun(Data)
+    catch
+        error:badarg -> erlang:error(badarg)
+    end.
+
+% {Flags, Active, Config}: device flags, active mode, and the configuration
+% options as a map. Malformed options raise badarg.
+options(Options) ->
+    {Flags, Active, Config} = lists:foldl(fun option/2, {[], false, #{}}, Options),
+    case Flags of
+        [] -> {[no_pi, tap], Active, Config};
+        _ -> {tun_or_tap(lists:usort(Flags)), Active, Config}
+    end.
+
+tun_or_tap(Flags) ->
+    case lists:member(tun, Flags) orelse lists:member(tap, Flags) of
+        true -> Flags;
+        false -> lists:usort([tap | Flags])
+    end.
+
+option(Flag, {Flags, Active, Config}) when
+    Flag =:= tun;
+    Flag =:= tap;
+    Flag =:= no_pi;
+    Flag =:= one_queue;
+    Flag =:= multi_queue;
+    Flag =:= vnet_hdr;
+    Flag =:= tun_excl
+->
+    {[Flag | Flags], Active, Config};
+option({active, A}, {Flags, _, Config}) when ?IS_ACTIVE(A) ->
+    {Flags, A, Config};
+option({Key, IP} = Opt, Acc) when Key =:= addr; Key =:= dstaddr; Key =:= netmask ->
+    _ = is_ip_term(IP) orelse erlang:error(badarg, [Opt]),
+    config(Key, IP, Acc);
+option({prefixlen, N}, Acc) when is_integer(N) ->
+    config(prefixlen, N, Acc);
+option({mtu, N}, Acc) when is_integer(N) ->
+    config(mtu, N, Acc);
+option({up, B}, Acc) when is_boolean(B) ->
+    config(up, B, Acc);
+option({namespace, Path}, Acc) when is_list(Path); is_binary(Path) ->
+    config(namespace, Path, Acc);
+option({filter, Rules} = Opt, Acc) when is_list(Rules) ->
+    _ = lists:all(fun is_rule/1, Rules) orelse erlang:error(badarg, [Opt]),
+    config(filter, Rules, Acc);
+option(_, _) ->
+    erlang:error(badarg).
+
+config(Key, Value, {Flags, Active, Config}) ->
+    {Flags, Active, Config#{Key => Value}}.
+
+is_ip_term(IP) ->
+    is_list(IP) orelse is_binary(IP) orelse
+        (is_tuple(IP) andalso (tuple_size(IP) =:= 4 orelse tuple_size(IP) =:= 8)).
+
+% The configuration options as the namespace to enter and the steps to run
+% after open: filter, MTU, link up, address (or address, link down).
+config(Config) ->
+    try
+        Addr = addr_steps(Config),
+        % Up before the address: the kernel adds the route to an IPv6
+        % peer only when the address is added on a link that is up.
+        Link =
+            case maps:get(up, Config, Addr =/= []) of
+                true -> [{link_set, [{up, true}]}] ++ Addr;
+                false when is_map_key(up, Config) -> Addr ++ [{link_set, [{up, false}]}];
+                false -> Addr
+            end,
+        Steps =
+            [{filter, Rules} || #{filter := Rules} <- [Config]] ++
+                [{link_set, [{mtu, N}]} || #{mtu := N} <- [Config]] ++
+                Link,
+        {ok, namespace(Config), Steps}
+    catch
+        throw:einval -> {error, einval}
+    end.
+
+namespace(#{namespace := Path}) ->
+    case unicode:characters_to_binary(Path) of
+        Bin when is_binary(Bin), byte_size(Bin) > 0 -> Bin;
+        _ -> throw(einval)
+    end;
+namespace(_) ->
+    undefined.
+
+addr_steps(#{addr := IP} = Config) ->
+    Addr = ip(IP),
+    Len =
+        case Config of
+            #{netmask := _, prefixlen := _} -> throw(einval);
+            #{netmask := Mask} -> prefix(Addr, Mask);
+            #{prefixlen := N} -> prefix(Addr, N);
+            _ -> default
+        end,
+    Peer =
+        case Config of
+            #{dstaddr := D} -> ip(D);
+            _ -> undefined
+        end,
+    [addr_cmd(Addr, Len, Peer)];
+addr_steps(Config) ->
+    case lists:any(fun(K) -> is_map_key(K, Config) end, [netmask, prefixlen, dstaddr]) of
+        true -> throw(einval);
+        false -> []
+    end.
+
+%%--------------------------------------------------------------------
+%%% Addresses
+%%--------------------------------------------------------------------
+
+% Invalid values throw einval, returned as {error, einval}.
+einval(Fun) ->
+    try
+        Fun()
+    catch
+        throw:einval -> {error, einval}
+    end.
+
+% The addr_add command for an address, a prefix length (default: IPv4 /32
+% with broadcast x.x.x.255, IPv6 /64) and a peer.
+addr_cmd(<<A, B, C, _>> = Addr, default, undefined) ->
+    {addr_add, Addr, 32, [{broadcast, <<A, B, C, 255>>}]};
+addr_cmd(<<_:128>> = Addr, default, undefined) ->
+    {addr_add, Addr, 64, []};
+addr_cmd(Addr, Len, undefined) ->
+    {addr_add, Addr, Len, broadcast_opt(Addr, Len)};
+addr_cmd(Addr, _, Peer) when bit_size(Addr) =:= bit_size(Peer) ->
+    {addr_add, Addr, bit_size(Addr), [{peer, Peer}]};
+addr_cmd(_, _, _) ->
+    throw(einval).
+
+% A prefix length, or a netmask of the same family as the address.
+prefix(Addr, Len) when is_integer(Len) ->
+    case Len >= 0 andalso Len =< bit_size(Addr) of
+        true -> Len;
+        false -> throw(einval)
+    end;
+prefix(Addr, Mask) ->
+    case ip(Mask) of
+        M when bit_size(M) =:= bit_size(Addr) ->
+            Bits = bit_size(M),
+            N = binary:decode_unsigned(M),
+            Len = Bits - ones(bnot N band ((1 bsl Bits) - 1), 0),
+            case ((1 bsl Len) - 1) bsl (Bits - Len) of
+                N -> Len;
+                _ -> throw(einval)
+            end;
+        _ ->
+            throw(einval)
+    end.
+
+% The number of significant bits of a host mask (0...01...1).
+ones(0, N) -> N;
+ones(M, N) -> ones(M bsr 1, N + 1).
+
+% An IP address as a 4 or 16 byte binary. A string or tuple that is not an
+% address throws einval; a term that cannot be one raises badarg.
+ip({_, _, _, _} = IP) ->
+    ip_bin(IP);
+ip({_, _, _, _, _, _, _, _} = IP) ->
+    ip_bin(IP);
+ip(IP) when is_list(IP) ->
+    case catch inet:parse_strict_address(IP) of
+        {ok, Addr} -> ip_bin(Addr);
+        _ -> throw(einval)
+    end;
+ip(IP) when is_binary(IP) ->
+    case catch inet:parse_strict_address(binary_to_list(IP)) of
+        {ok, Addr} -> ip_bin(Addr);
+        _ when byte_size(IP) =:= 4; byte_size(IP) =:= 16 -> IP;
+        _ -> throw(einval)
+    end;
+ip(_) ->
+    erlang:error(badarg).
+
+ip_bin({A, B, C, D} = IP) ->
+    case inet:is_ipv4_address(IP) of
+        true -> <<A, B, C, D>>;
+        false -> throw(einval)
+    end;
+ip_bin({A, B, C, D, E, F, G, H} = IP) ->
+    case inet:is_ipv6_address(IP) of
+        true -> <<A:16, B:16, C:16, D:16, E:16, F:16, G:16, H:16>>;
+        false -> throw(einval)
+    end.
+
+broadcast_opt(<<Addr:32>>, Len) when Len < 31 ->
+    Mask = (1 bsl (32 - Len)) - 1,
+    [{broadcast, <<(Addr bor Mask):32>>}];
+broadcast_opt(_, _) ->
+    [].
+
+%%--------------------------------------------------------------------
+%%% Owner and group names
+%%--------------------------------------------------------------------
+
+% The uid or gid of a name in /etc/passwd or /etc/group.
+lookup_id(File, Name) ->
+    Bin = unicode:characters_to_binary(Name),
+    case file:read_file(File) of
+        {ok, Data} ->
+            Ids = [
+                Id
+             || Line <- binary:split(Data, <<"\n">>, [global]),
+                [N, _, Id | _] <- [binary:split(Line, <<":">>, [global])],
+                N =:= Bin
+            ],
+            case Ids of
+                [Id | _] ->
+                    try
+                        {ok, binary_to_integer(Id)}
+                    catch
+                        error:badarg -> {error, einval}
+                    end;
+                [] ->
+                    {error, einval}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%%--------------------------------------------------------------------
+%%% Packet headers
+%%--------------------------------------------------------------------
+
+header(Packet, PI, Vnet) ->
+    case header_pi(PI, Packet) of
+        {ok, Header, Rest} -> header_vnet(Vnet, Rest, Header);
+        error -> {error, einval}
+    end.
+
+header_pi(true, <<Flags:16/native, Proto:16, Rest/binary>>) -> {ok, #{flags => Flags, proto => Proto}, Rest};
+header_pi(true, _) -> error;
+header_pi(false, Packet) -> {ok, #{}, Packet}.
+
+header_vnet(true, <<F, Gso, HdrLen:16/native, GsoSize:16/native, Start:16/native, Offset:16/native, Rest/binary>>, H) ->
+    Vnet = #{
+        flags => F,
+        gso_type => Gso,
+        hdr_len => HdrLen,
+        gso_size => GsoSize,
+        csum_start => Start,
+        csum_offset => Offset
+    },
+    {ok, H#{vnet => Vnet}, Rest};
+header_vnet(true, _, _) ->
+    {error, einval};
+header_vnet(false, Packet, H) ->
+    {ok, H, Packet}.
