@@ -306,12 +306,12 @@ read(Handle) ->
 %% '''
 -spec read(handle(), pos_integer()) -> {ok, binary()} | {error, posix()}.
 read(Handle, Size) when is_integer(Handle), is_integer(Size), Size > 0 ->
-    by_handle(Handle, fun(Dev) -> recv(Dev, Size) end).
+    tunctl_registry:with_device(Handle, fun(Dev) -> recv(Dev, Size) end).
 
 %% @doc Write a packet to the device named by a handle, as `send/2'.
 -spec write(handle(), iodata()) -> ok | {error, posix()}.
 write(Handle, Data) when is_integer(Handle) ->
-    by_handle(Handle, fun(Dev) -> send(Dev, Data) end).
+    tunctl_registry:with_device(Handle, fun(Dev) -> send(Dev, Data) end).
 
 %% @doc Write a packet to the device.
 %%
@@ -381,13 +381,17 @@ setopt(_, _) ->
     erlang:error(badarg).
 
 %% @doc Make `Pid' the owner of the device: it is linked to the device and
-%% receives its messages from now on. When the caller is the current owner,
-%% the device messages already in its mailbox are moved to `Pid', in order.
--spec controlling_process(dev(), pid()) -> ok.
+%% receives its messages from now on; the device messages already in the
+%% caller's mailbox are moved to `Pid', in order (as `gen_tcp'). Only the
+%% owner may do this: other callers get `{error, not_owner}', as with
+%% msantos/tunctl.
+-spec controlling_process(dev(), pid()) -> ok | {error, not_owner}.
 controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
     case call(Dev, {controlling_process, Pid}) of
         ok ->
             ok;
+        {error, not_owner} = Error ->
+            Error;
         {hold, Hold} ->
             ok = flush_events(Dev, Pid),
             gen_server:cast(Dev, {release, Hold})
@@ -679,17 +683,14 @@ handle_call({recv, Size, Timeout}, From, #state{waiters = Waiters} = State) ->
     end;
 handle_call({controlling_process, Owner}, _From, #state{owner = Owner} = State) ->
     {reply, ok, State};
-handle_call({controlling_process, Pid}, {Caller, _}, #state{owner = Owner} = State) ->
+handle_call({controlling_process, Pid}, {Owner, _}, #state{owner = Owner} = State) ->
     true = unlink(Owner),
     true = link(Pid),
-    case Caller of
-        Owner ->
-            % hold deliveries while the old owner moves its mailbox
-            Hold = erlang:monitor(process, Caller),
-            {reply, {hold, Hold}, credit(State#state{owner = Pid, hold = Hold})};
-        _ ->
-            {reply, ok, State#state{owner = Pid}}
-    end;
+    % hold deliveries while the old owner moves its mailbox
+    Hold = erlang:monitor(process, Owner),
+    {reply, {hold, Hold}, credit(State#state{owner = Pid, hold = Hold})};
+handle_call({controlling_process, _}, _From, State) ->
+    {reply, {error, not_owner}, State};
 handle_call(_Request, _From, State) ->
     {reply, {error, badarg}, State}.
 
@@ -1041,18 +1042,6 @@ readdr(Dev, Bits, Fun) ->
             Error
     end.
 
-by_handle(Handle, Fun) ->
-    case tunctl_registry:lookup(Handle) of
-        {ok, Dev} ->
-            try
-                Fun(Dev)
-            catch
-                exit:{noproc, _} -> {error, ebadf};
-                exit:{normal, _} -> {error, ebadf}
-            end;
-        {error, _} = Error ->
-            Error
-    end.
 
 flush_events(Dev, Pid) ->
     receive

@@ -73,7 +73,7 @@ create(Ifname, Flags) when is_list(Flags) ->
 %% @doc Close the device named by a handle.
 -spec close(fd()) -> ok | {error, ebadf}.
 close(FD) ->
-    by_handle(FD, fun tuncer:destroy/1).
+    tunctl_registry:with_device(FD, fun tuncer:destroy/1).
 
 %% @doc Keep the interface after it is closed (`TUNSETPERSIST').
 %%
@@ -83,29 +83,29 @@ close(FD) ->
 %% '''
 -spec persist(fd(), boolean()) -> ok | {error, posix()}.
 persist(FD, Bool) when is_boolean(Bool) ->
-    by_handle(FD, fun(Dev) -> tuncer:persist(Dev, Bool) end).
+    tunctl_registry:with_device(FD, fun(Dev) -> tuncer:persist(Dev, Bool) end).
 
 %% @doc Set the user owning the interface: a uid or a user name (as
 %% `tuncer:owner/2').
 -spec owner(fd(), non_neg_integer() | string() | binary()) -> ok | {error, posix()}.
 owner(FD, Owner) ->
-    by_handle(FD, fun(Dev) -> tuncer:owner(Dev, Owner) end).
+    tunctl_registry:with_device(FD, fun(Dev) -> tuncer:owner(Dev, Owner) end).
 
 %% @doc Set the group owning the interface: a gid or a group name (as
 %% `tuncer:group/2').
 -spec group(fd(), non_neg_integer() | string() | binary()) -> ok | {error, posix()}.
 group(FD, Group) ->
-    by_handle(FD, fun(Dev) -> tuncer:group(Dev, Group) end).
+    tunctl_registry:with_device(FD, fun(Dev) -> tuncer:group(Dev, Group) end).
 
 %% @doc Filter the packets read from the device (as `tuncer:filter/2').
 -spec filter(fd(), [tuncer:rule()]) -> ok | {error, posix()}.
 filter(FD, Rules) ->
-    by_handle(FD, fun(Dev) -> tuncer:filter(Dev, Rules) end).
+    tunctl_registry:with_device(FD, fun(Dev) -> tuncer:filter(Dev, Rules) end).
 
 %% @doc The port's counters for the device (as `tuncer:stats/1').
 -spec stats(fd()) -> {ok, tuncer:stats()} | {error, posix()}.
 stats(FD) ->
-    by_handle(FD, fun tuncer:stats/1).
+    tunctl_registry:with_device(FD, fun tuncer:stats/1).
 
 %% @doc Assign an address to the named device and bring it up, with the
 %% original's default prefix: `/24' for IPv4, `/64' for IPv6.
@@ -186,18 +186,6 @@ header(Packet) ->
         {error, _} = Error -> Error
     end.
 
-by_handle(FD, Fun) ->
-    case tunctl_registry:lookup(FD) of
-        {ok, Dev} ->
-            try
-                Fun(Dev)
-            catch
-                exit:{noproc, _} -> {error, ebadf};
-                exit:{normal, _} -> {error, ebadf}
-            end;
-        {error, _} = Error ->
-            Error
-    end.
 
 by_name(Device, Fun) ->
     Name = iolist_to_binary(Device),

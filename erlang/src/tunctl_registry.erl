@@ -12,7 +12,7 @@
 -module(tunctl_registry).
 -behaviour(gen_server).
 
--export([start_link/0, alloc/1, free/1, lookup/1, handles/0]).
+-export([start_link/0, alloc/1, free/1, lookup/1, with_device/2, handles/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TAB, ?MODULE).
@@ -49,6 +49,22 @@ lookup(Handle) when is_integer(Handle), Handle > 0, Handle =< ?MAX_HANDLE ->
     end;
 lookup(_) ->
     {error, ebadf}.
+
+%% @doc Run `Fun(Dev)' on the device process a handle names; `{error, ebadf}'
+%% when there is none, or when it goes away during the call.
+-spec with_device(term(), fun((pid()) -> Result)) -> Result | {error, ebadf}.
+with_device(Handle, Fun) ->
+    case lookup(Handle) of
+        {ok, Dev} ->
+            try
+                Fun(Dev)
+            catch
+                exit:{noproc, _} -> {error, ebadf};
+                exit:{normal, _} -> {error, ebadf}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc All handles in use, with their device processes.
 -spec handles() -> [{handle(), pid()}].

@@ -286,8 +286,10 @@ controlling_process(_Config) ->
     ?assertEqual([], quiet(Dev, 100)),
     ?assertEqual(lists:seq(1, 20), Mine),
     ?assertEqual(lists:seq(21, Total), Theirs),
-    % any process may move it; the new owner is linked
-    ok = tuncer:controlling_process(Dev, self()),
+    % only the owner may move it (as msantos/tunctl)
+    ?assertEqual({error, not_owner}, tuncer:controlling_process(Dev, self())),
+    New ! {give_back, self()},
+    receive given_back -> ok after 5000 -> ct:fail(give_back) end,
     {links, Links} = process_info(self(), links),
     ?assert(lists:member(Dev, Links)),
     New ! stop,
@@ -631,6 +633,10 @@ collect_rest(Parent, Dev, Acc) ->
     after 0 ->
         Parent ! {collected, lists:reverse(Acc)},
         receive
+            {give_back, Parent} ->
+                ok = tuncer:controlling_process(Dev, Parent),
+                Parent ! given_back,
+                receive stop -> ok end;
             stop -> ok
         end
     end.
