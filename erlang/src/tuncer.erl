@@ -365,20 +365,21 @@ recv(Dev, Size, Timeout) when
 %%
 %% `N' (-32768..32767) is added to the current counter; when the counter is
 %% zero or less the device turns passive and `{tuntap_passive, Dev}' is sent
-%% to the owner. Any other option raises `badarg'.
+%% to the owner. `N' outside -32768..32767 (as `inet') and any other option
+%% return `{error, badarg}', as msantos/tunctl did.
 %%
 %% ```
 %% 1> tuncer:setopt(Dev, {active, 10}).
 %% ok
 %% '''
--spec setopt(dev(), {active, active()}) -> ok.
+-spec setopt(dev(), {active, active()} | term()) -> ok | {error, badarg}.
 setopt(Dev, {active, A} = Opt) when is_pid(Dev) ->
     case tunctl_opts:is_active(A) of
         true -> call(Dev, Opt);
-        false -> erlang:error(badarg)
+        false -> {error, badarg}
     end;
-setopt(_, _) ->
-    erlang:error(badarg).
+setopt(Dev, _) when is_pid(Dev) ->
+    {error, badarg}.
 
 %% @doc Make `Pid' the owner of the device: it is linked to the device and
 %% receives its messages from now on; the device messages already in the
