@@ -60,7 +60,7 @@ fuzz-short:
 fuzz: FUZZTIME = 2m
 fuzz: fuzz-short
 
-test-erlang: xref dialyzer eunit ct
+test-erlang: xref dialyzer eunit ct test-unpriv
 
 xref: $(PORT)
 	cd erlang && $(REBAR3) xref
