@@ -23,17 +23,16 @@ all() ->
     [reflector, br_learning, vpwn, vpwn_active_n].
 
 init_per_suite(Config) ->
-    case private_netns() of
-        false ->
-            {skip, "refusing to run outside a private network namespace: use `make ct` (scripts/in-netns)"};
-        true ->
-            {ok, _} = application:ensure_all_started(tunctl),
+    case tunctl_test_lib:init_suite(Config) of
+        {skip, _} = Skip ->
+            Skip;
+        Config1 ->
             Ebin = filename:join(root(), "examples/ebin"),
             true = code:add_patha(Ebin),
             Missing = [M || M <- [reflector, br, vpwn, vpwn_lab], code:ensure_loaded(M) =/= {module, M}],
             % `make ct' builds the examples first: a missing one is a failure
             ?assertEqual([], Missing, {"examples not compiled (make examples)", Ebin}),
-            Config
+            Config1
     end.
 
 end_per_suite(_Config) ->
@@ -200,18 +199,4 @@ root() ->
         _ ->
             Source = proplists:get_value(source, ?MODULE:module_info(compile)),
             filename:dirname(filename:dirname(filename:dirname(Source)))
-    end.
-
-% True in a namespace other than the one scripts/in-netns started from (or
-% than init's, when that can be read).
-private_netns() ->
-    {ok, Self} = file:read_link("/proc/self/ns/net"),
-    case os:getenv("TUNCTL_OUTER_NETNS") of
-        false ->
-            case file:read_link("/proc/1/ns/net") of
-                {ok, Init} -> Init =/= Self;
-                {error, _} -> false
-            end;
-        Outer ->
-            Outer =/= Self
     end.

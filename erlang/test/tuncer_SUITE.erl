@@ -1,7 +1,6 @@
 %% Real devices, real packets. Needs CAP_NET_ADMIN and a private network
-%% namespace; refuses to run in the root one:
-%%
-%%   cd erlang && unshare --net sh -c 'ip link set lo up; rebar3 ct'
+%% namespace (make ct runs it through scripts/in-netns); refuses to run
+%% anywhere else.
 %%
 %% Addresses: 198.18.0.0/15 and 2001:db8::/32 only.
 -module(tuncer_SUITE).
@@ -32,6 +31,9 @@
     sigkill/1,
     tunctl_compat/1
 ]).
+
+-import(tunctl_test_lib, [ip/1, exists/1, wait_gone/2, wait_dead/2, alive/1]).
+-import(tunctl_test_lib, [udp_setup/3, recv_until/2, is_udp_to/2, parse_udp/1, reflect/1]).
 
 -define(IFF_TUN, 16#0001).
 -define(IFF_TAP, 16#0002).
@@ -65,37 +67,10 @@ all() ->
     ].
 
 init_per_suite(Config) ->
-    case private_netns() of
-        false ->
-            {skip,
-                "refusing to run in the root network namespace: run "
-                "`unshare --net sh -c 'ip link set lo up; rebar3 ct'`"};
-        true ->
-            {ok, _} = application:ensure_all_started(tunctl),
-            Program = filename:join(code:priv_dir(tunctl), "tunctl_port"),
-            case filelib:is_regular(Program) of
-                true -> Config;
-                false -> {skip, "priv/tunctl_port not built: make -C .. priv/tunctl_port"}
-            end
-    end.
+    tunctl_test_lib:init_suite(Config).
 
 end_per_suite(_Config) ->
     ok.
-
-% Compare our network namespace with init's. When /proc/1/ns/net cannot be
-% read (some sandboxes), accept only a namespace holding nothing but lo.
-private_netns() ->
-    case {file:read_link("/proc/self/ns/net"), file:read_link("/proc/1/ns/net")} of
-        {{ok, Same}, {ok, Same}} ->
-            false;
-        {{ok, _}, {ok, _}} ->
-            true;
-        {{ok, _}, {error, _}} ->
-            {ok, Ifs} = inet:getifaddrs(),
-            [Name || {Name, _} <- Ifs] =:= ["lo"];
-        _ ->
-            false
-    end.
 
 %%--------------------------------------------------------------------
 %%% Tests
@@ -137,7 +112,7 @@ named_tun(_Config) ->
     ok = tuncer:destroy(Dev1).
 
 tun_reflect_passive(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-pass0">>, 0, [tun, no_pi]),
+    {Dev, Sock} = udp_setup(<<"ct-pass0">>, 0, [tun, no_pi]),
     {ok, Port} = inet:port(Sock),
     ok = gen_udp:send(Sock, {198, 18, 0, 2}, 4242, <<"ping">>),
     Packet = recv_udp(Dev, 4242),
@@ -148,7 +123,7 @@ tun_reflect_passive(_Config) ->
     ok = tuncer:destroy(Dev).
 
 tun_reflect_active(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-act0">>, 1, [tun, no_pi, {active, true}]),
+    {Dev, Sock} = udp_setup(<<"ct-act0">>, 1, [tun, no_pi, {active, true}]),
     ?assertEqual({error, einval}, tuncer:recv(Dev)),
     ?assertEqual({error, einval}, tuncer:recv(Dev, 1500, 10)),
     [ok = gen_udp:send(Sock, {198, 18, 1, 2}, 4242, <<N>>) || N <- lists:seq(1, 10)],
@@ -165,7 +140,7 @@ tun_reflect_active(_Config) ->
     ok = tuncer:destroy(Dev).
 
 read_write_handle(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-fd0">>, 2, [tun, no_pi]),
+    {Dev, Sock} = udp_setup(<<"ct-fd0">>, 2, [tun, no_pi]),
     FD = tuncer:getfd(Dev),
     ?assertEqual({error, eagain}, tuncer:read(FD)),
     ok = gen_udp:send(Sock, {198, 18, 2, 2}, 4242, <<"fd">>),
@@ -184,7 +159,7 @@ read_write_handle(_Config) ->
     ?assertEqual({error, ebadf}, tuncer:read(16#7fffffff)).
 
 burst(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-burst0">>, 3, [tun, no_pi]),
+    {Dev, Sock} = udp_setup(<<"ct-burst0">>, 3, [tun, no_pi]),
     ok = inet:setopts(Sock, [{recbuf, 4 * 1024 * 1024}]),
     {ok, Port} = inet:port(Sock),
     Self = self(),
@@ -208,7 +183,7 @@ burst(_Config) ->
     ok = tuncer:destroy(Dev).
 
 active_once(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-once0">>, 4, [tun, no_pi]),
+    {Dev, Sock} = udp_setup(<<"ct-once0">>, 4, [tun, no_pi]),
     [ok = gen_udp:send(Sock, {198, 18, 4, 2}, 4242, <<N>>) || N <- [1, 2, 3]],
     ok = tuncer:setopt(Dev, {active, once}),
     P1 = active_udp(Dev, 4242),
@@ -223,7 +198,7 @@ active_once(_Config) ->
     ok = tuncer:destroy(Dev).
 
 active_n(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-n0">>, 5, [tun, no_pi]),
+    {Dev, Sock} = udp_setup(<<"ct-n0">>, 5, [tun, no_pi]),
     Send = fun(L) -> [ok = gen_udp:send(Sock, {198, 18, 5, 2}, 4242, <<N>>) || N <- L] end,
     _ = Send(lists:seq(1, 3)),
     ok = tuncer:setopt(Dev, {active, 3}),
@@ -258,7 +233,7 @@ active_n(_Config) ->
     ok = tuncer:destroy(Dev).
 
 controlling_process(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-cp0">>, 6, [tun, no_pi, {active, true}]),
+    {Dev, Sock} = udp_setup(<<"ct-cp0">>, 6, [tun, no_pi, {active, true}]),
     Self = self(),
     Total = 300,
     _Sender = spawn_link(fun() ->
@@ -297,7 +272,7 @@ controlling_process(_Config) ->
     ok = tuncer:destroy(Dev).
 
 recv_timeout(_Config) ->
-    {Dev, Sock} = tun_setup(<<"ct-rcv0">>, 7, [tun, no_pi]),
+    {Dev, Sock} = udp_setup(<<"ct-rcv0">>, 7, [tun, no_pi]),
     {T1, R1} = timer:tc(fun() -> tuncer:recv(Dev, 1500, 150) end),
     ?assertEqual({error, timeout}, R1),
     ?assert(T1 >= 150000),
@@ -504,53 +479,6 @@ tunctl_compat(_Config) ->
 %%% Helpers
 %%--------------------------------------------------------------------
 
-% A TUN device 198.18.N.1/24 with IPv6 disabled (no router solicitations),
-% and a UDP socket bound to 198.18.N.1.
-tun_setup(Name, N, Options) ->
-    {ok, Dev} = tuncer:create(Name, Options),
-    ok = file:write_file(iolist_to_binary(["/proc/sys/net/ipv6/conf/", Name, "/disable_ipv6"]), <<"1">>),
-    ok = tuncer:up(Dev, {198, 18, N, 1}, 24),
-    {ok, Sock} = gen_udp:open(0, [binary, {ip, {198, 18, N, 1}}, {active, false}]),
-    {Dev, Sock}.
-
-exists(Name) ->
-    Out = os:cmd("ip -o link show " ++ to_list(Name) ++ " 2>&1"),
-    string:find(Out, "does not exist") =:= nomatch.
-
-wait_gone(Name, Ms) when Ms =< 0 ->
-    ?assertNot(exists(Name)),
-    ok;
-wait_gone(Name, Ms) ->
-    case exists(Name) of
-        false ->
-            ok;
-        true ->
-            timer:sleep(20),
-            wait_gone(Name, Ms - 20)
-    end.
-
-% A zombie (its parent, erl_child_setup, died with the BEAM) counts as dead.
-alive(OsPid) ->
-    case file:read_file("/proc/" ++ OsPid ++ "/stat") of
-        {ok, Stat} ->
-            [State | _] = string:lexemes(lists:last(string:split(Stat, ")")), " "),
-            State =/= <<"Z">>;
-        {error, _} ->
-            false
-    end.
-
-wait_dead(OsPid, Ms) when Ms =< 0 ->
-    ?assertNot(alive(OsPid)),
-    ok;
-wait_dead(OsPid, Ms) ->
-    case alive(OsPid) of
-        false ->
-            ok;
-        true ->
-            timer:sleep(20),
-            wait_dead(OsPid, Ms - 20)
-    end.
-
 child_pids(Port) ->
     receive
         {Port, {data, {eol, "pids " ++ Pids}}} ->
@@ -565,33 +493,15 @@ child_pids(Port) ->
         ct:fail(child_timeout)
     end.
 
-ip(Args) ->
-    os:cmd("ip " ++ Args).
-
-to_list(Name) when is_binary(Name) -> binary_to_list(Name);
-to_list(Name) -> Name.
-
 % Passive read of the next UDP packet to DPort.
 recv_udp(Dev, DPort) ->
-    {ok, Packet} = tuncer:recv(Dev, 65535, 2000),
-    case is_udp_to(Packet, DPort) of
-        true -> Packet;
-        false -> recv_udp(Dev, DPort)
-    end.
+    recv_until(Dev, fun(P) -> is_udp_to(P, DPort) end).
 
 active_udp(Dev, DPort) ->
     active_match(Dev, fun(P) -> is_udp_to(P, DPort) end).
 
 active_match(Dev, Match) ->
-    receive
-        {tuntap, Dev, Packet} ->
-            case Match(Packet) of
-                true -> Packet;
-                false -> active_match(Dev, Match)
-            end
-    after 2000 ->
-        ct:fail({no_packet, Dev, process_info(self(), messages)})
-    end.
+    tunctl_test_lib:active_match(Dev, Match, 2000).
 
 poll(Fun) ->
     poll(Fun, 100).
@@ -658,28 +568,6 @@ count_udp(Parent, Sock, Count, Seen) ->
 %%--------------------------------------------------------------------
 %%% Packets
 %%--------------------------------------------------------------------
-
-is_udp_to(<<4:4, IHL:4, _:8/binary, 17, _:10/binary, Rest/binary>>, DPort) ->
-    Skip = (IHL - 5) * 4,
-    case Rest of
-        <<_:Skip/binary, _:16, DPort:16, _/binary>> -> true;
-        _ -> false
-    end;
-is_udp_to(_, _) ->
-    false.
-
-parse_udp(<<4:4, IHL:4, _:8/binary, 17, _:16, A, B, C, D, E, F, G, H, Rest/binary>>) ->
-    Skip = (IHL - 5) * 4,
-    <<_:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload:(Len - 8)/binary, _/binary>> = Rest,
-    {{A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload}.
-
-% Swap addresses and ports; the IPv4 header checksum does not change, the
-% UDP checksum is set to 0 (none).
-reflect(<<4:4, IHL:4, Head:8/binary, 17, Csum:16, Src:4/binary, Dst:4/binary, Rest/binary>>) ->
-    Skip = (IHL - 5) * 4,
-    <<Opt:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload/binary>> = Rest,
-    <<4:4, IHL:4, Head/binary, 17, Csum:16, Dst/binary, Src/binary, Opt/binary, DPort:16, SPort:16, Len:16, 0:16,
-        Payload/binary>>.
 
 udp({A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload) ->
     Len = 8 + byte_size(Payload),

@@ -30,6 +30,9 @@
     tunctl_module/1
 ]).
 
+-import(tunctl_test_lib, [ip/1, exists/1, to_string/1]).
+-import(tunctl_test_lib, [udp_setup/3, recv_until/2, is_udp_to/2, parse_udp/1, reflect/1]).
+
 -define(IFF_NO_PI, 16#1000).
 -define(IFF_VNET_HDR, 16#4000).
 
@@ -56,22 +59,15 @@ all() ->
     ].
 
 init_per_suite(Config) ->
-    case private_netns() of
-        false ->
-            {skip, "refusing to run outside a private network namespace: use `make ct` (scripts/in-netns)"};
-        true ->
-            {ok, _} = application:ensure_all_started(tunctl),
-            Program = filename:join(code:priv_dir(tunctl), "tunctl_port"),
-            case filelib:is_regular(Program) of
-                true ->
-                    % No duplicate address detection in this namespace:
-                    % IPv6 addresses are usable at once.
-                    ok = sysctl("net/ipv6/conf/all/accept_dad", "0"),
-                    ok = sysctl("net/ipv6/conf/default/accept_dad", "0"),
-                    [{program, Program} | Config];
-                false ->
-                    {skip, "priv/tunctl_port not built: make -C .. priv/tunctl_port"}
-            end
+    case tunctl_test_lib:init_suite(Config) of
+        {skip, _} = Skip ->
+            Skip;
+        Config1 ->
+            % No duplicate address detection in this namespace:
+            % IPv6 addresses are usable at once.
+            ok = sysctl("net/ipv6/conf/all/accept_dad", "0"),
+            ok = sysctl("net/ipv6/conf/default/accept_dad", "0"),
+            [{program, tunctl_test_lib:port_program()} | Config1]
     end.
 
 end_per_suite(_Config) ->
@@ -80,20 +76,6 @@ end_per_suite(_Config) ->
 end_per_testcase(_Case, _Config) ->
     ok = application:unset_env(tunctl, policy),
     ok = application:unset_env(tunctl, port_program).
-
-% A namespace other than the one scripts/in-netns started from (or than
-% init's); as tuncer_SUITE.
-private_netns() ->
-    {ok, Self} = file:read_link("/proc/self/ns/net"),
-    case os:getenv("TUNCTL_OUTER_NETNS") of
-        false ->
-            case file:read_link("/proc/1/ns/net") of
-                {ok, Init} -> Init =/= Self;
-                {error, _} -> false
-            end;
-        Outer ->
-            Outer =/= Self
-    end.
 
 %%--------------------------------------------------------------------
 %%% Tests
@@ -605,11 +587,8 @@ tunctl_module(_Config) ->
 %%% Helpers
 %%--------------------------------------------------------------------
 
-ip(Args) ->
-    os:cmd("ip " ++ Args ++ " 2>&1").
-
 addrs(Name) ->
-    ip("-o addr show dev " ++ to_list(Name)).
+    ip("-o addr show dev " ++ to_string(Name)).
 
 links() ->
     lists:sort([
@@ -617,17 +596,11 @@ links() ->
      || L <- string:lexemes(ip("-o link show"), "\n")
     ]).
 
-exists(Name) ->
-    string:find(ip("-o link show " ++ to_list(Name)), "does not exist") =:= nomatch.
-
 is_up(Name) ->
-    re:run(ip("-o link show " ++ to_list(Name)), "[<,]UP[,>]") =/= nomatch.
+    re:run(ip("-o link show " ++ to_string(Name)), "[<,]UP[,>]") =/= nomatch.
 
 sysctl(Key, Value) ->
     file:write_file("/proc/sys/" ++ Key, Value).
-
-to_list(Name) when is_binary(Name) -> binary_to_list(Name);
-to_list(Name) -> Name.
 
 % The first entry of /etc/passwd or /etc/group other than root.
 first_entry(File) ->
@@ -640,31 +613,8 @@ first_entry(File) ->
     ],
     {Name, Id}.
 
-% A TUN device 198.18.N.1/24 with IPv6 disabled, and a UDP socket on it.
-udp_setup(Name, N, Flags) ->
-    {ok, Dev} = tuncer:create(Name, Flags),
-    ok = file:write_file(iolist_to_binary(["/proc/sys/net/ipv6/conf/", Name, "/disable_ipv6"]), <<"1">>),
-    ok = tuncer:up(Dev, {198, 18, N, 1}, 24),
-    {ok, Sock} = gen_udp:open(0, [binary, {ip, {198, 18, N, 1}}, {active, false}]),
-    {Dev, Sock}.
-
-recv_until(Dev, Match) ->
-    {ok, Packet} = tuncer:recv(Dev, 65535, 2000),
-    case Match(Packet) of
-        true -> Packet;
-        false -> recv_until(Dev, Match)
-    end.
-
 active_match(Dev, Match) ->
-    receive
-        {tuntap, Dev, Packet} ->
-            case Match(Packet) of
-                true -> Packet;
-                false -> active_match(Dev, Match)
-            end
-    after 3000 ->
-        ct:fail({no_packet, Dev})
-    end.
+    tunctl_test_lib:active_match(Dev, Match, 3000).
 
 quiet(Dev, Ms) ->
     receive
@@ -734,28 +684,6 @@ is_udp(_) -> false.
 
 is_echo6(<<6:4, _:44, 58, _Hop, _:32/binary, 128, _/binary>>) -> true;
 is_echo6(_) -> false.
-
-is_udp_to(<<4:4, IHL:4, _:8/binary, 17, _:10/binary, Rest/binary>>, DPort) ->
-    Skip = (IHL - 5) * 4,
-    case Rest of
-        <<_:Skip/binary, _:16, DPort:16, _/binary>> -> true;
-        _ -> false
-    end;
-is_udp_to(_, _) ->
-    false.
-
-parse_udp(<<4:4, IHL:4, _:8/binary, 17, _:16, A, B, C, D, E, F, G, H, Rest/binary>>) ->
-    Skip = (IHL - 5) * 4,
-    <<_:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload:(Len - 8)/binary, _/binary>> = Rest,
-    {{A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload}.
-
-% Swap IPv4 addresses and UDP ports (checksums stay valid; UDP's is set
-% to none).
-reflect(<<4:4, IHL:4, Head:8/binary, 17, Csum:16, Src:4/binary, Dst:4/binary, Rest/binary>>) ->
-    Skip = (IHL - 5) * 4,
-    <<Opt:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload/binary>> = Rest,
-    <<4:4, IHL:4, Head/binary, 17, Csum:16, Dst/binary, Src/binary, Opt/binary, DPort:16, SPort:16, Len:16, 0:16,
-        Payload/binary>>.
 
 % ICMPv6 echo request -> echo reply, addresses swapped; the checksum is
 % patched for the type change (RFC 1624), as examples/reflector.erl.

@@ -43,7 +43,7 @@ owner_killed(_Config) ->
     receive {'DOWN', Ref, process, Dev, _} -> ok after 1000 -> ct:fail(tuncer_alive) end,
     ok = wait_gone("ft-own0", 1000),
     ok = wait_dead(OsPid, 1000),
-    ct:pal("owner SIGKILL-equivalent: device, tuncer and port gone in ~p ms",
+    report("owner SIGKILL-equivalent: device, tuncer and port gone in ~p ms",
            [erlang:monotonic_time(millisecond) - T0]).
 
 %% SIGKILL of tunctl_port: the tuncer exits with {tunctl_port_exit, _}, the
@@ -100,7 +100,7 @@ concurrent_devices(_Config) ->
     ?assertEqual(element(3, Before) + 100, element(3, During)),
     pmap(fun(Dev) -> ok = tuncer:destroy(Dev) end, Devs),
     ok = settle(Before),
-    ct:pal("100 concurrent devices: {beam_fds, ports, links} before ~p, during ~p, after ~p",
+    report("100 concurrent devices: {beam_fds, ports, links} before ~w, during ~w, after ~w",
            [Before, During, counts()]).
 
 %% Many create/destroy cycles (TUNCTL_CYCLES, default 10000) from 8
@@ -119,7 +119,7 @@ create_destroy_cycles(_Config) ->
     end, lists:seq(1, Workers)),
     Ms = erlang:monotonic_time(millisecond) - T0,
     ok = settle(Before),
-    ct:pal("~b create/destroy cycles in ~b ms (~.2f ms each, 8 workers); {beam_fds, ports, links} before ~p after ~p",
+    report("~b create/destroy cycles in ~b ms (~.2f ms each, 8 workers); {beam_fds, ports, links} before ~w after ~w",
            [N, Ms, Ms / N, Before, counts()]).
 
 %% A sender blasts datagrams at a passive device whose owner never reads:
@@ -132,7 +132,7 @@ flood_passive(_Config) ->
     Sent = blast({198, 18, 31, 1}, {198, 18, 31, 2}, 100000, 10000),
     {Rss1, Mem1} = {rss_kb(Port), erlang:memory(total)},
     {message_queue_len, QLen} = process_info(Dev, message_queue_len),
-    ct:pal("flood of ~b datagrams at a passive device: port RSS ~b -> ~b kB, BEAM memory ~b -> ~b kB, tuncer queue ~b",
+    report("flood of ~b datagrams at a passive device: port RSS ~b -> ~b kB, BEAM memory ~b -> ~b kB, tuncer queue ~b",
            [Sent, Rss0, Rss1, Mem0 div 1024, Mem1 div 1024, QLen]),
     ?assert(Rss1 - Rss0 < 8 * 1024),
     ?assert(Mem1 - Mem0 < 32 * 1024 * 1024),
@@ -154,7 +154,7 @@ slow_owner_active_n(_Config) ->
     {Rss1, Mem1} = {rss_kb(Port), erlang:memory(total)},
     {message_queue_len, Mine} = process_info(self(), message_queue_len),
     Packets = drain(0),
-    ct:pal("slow {active, 50} owner, ~b datagrams sent: ~b delivered, mailbox ~b, port RSS ~b -> ~b kB, BEAM ~b -> ~b kB",
+    report("slow {active, 50} owner, ~b datagrams sent: ~b delivered, mailbox ~b, port RSS ~b -> ~b kB, BEAM ~b -> ~b kB",
            [Sent, Packets, Mine, Rss0, Rss1, Mem0 div 1024, Mem1 div 1024]),
     ?assertEqual(50, Packets),
     ?assert(Rss1 - Rss0 < 8 * 1024),
@@ -162,6 +162,11 @@ slow_owner_active_n(_Config) ->
     ok = tuncer:destroy(Dev).
 
 %%--------------------------------------------------------------------
+
+%% Measurements go to the test log and to the console (make test's output).
+report(Fmt, Args) ->
+    ct:pal(Fmt, Args),
+    io:format(user, "tuncer_fault_SUITE: " ++ Fmt ++ "~n", Args).
 
 drain(N) ->
     receive

@@ -5,8 +5,9 @@
 
 -include_lib("stdlib/include/assert.hrl").
 
--export([init_suite/1, private_netns/0, ip/1, exists/1, wait_gone/2, wait_dead/2,
+-export([init_suite/1, private_netns/0, port_program/0, ip/1, exists/1, wait_gone/2, wait_dead/2,
          alive/1, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1, to_string/1]).
+-export([udp_setup/3, recv_until/2, active_match/3, is_udp_to/2, parse_udp/1, reflect/1]).
 
 %% @doc init_per_suite: skip outside a private namespace or without the binary.
 init_suite(Config) ->
@@ -15,11 +16,15 @@ init_suite(Config) ->
             {skip, "refusing to run outside a private network namespace: use `make ct` (scripts/in-netns)"};
         true ->
             {ok, _} = application:ensure_all_started(tunctl),
-            case filelib:is_regular(filename:join(code:priv_dir(tunctl), "tunctl_port")) of
+            case filelib:is_regular(port_program()) of
                 true -> Config;
                 false -> {skip, "priv/tunctl_port not built: make -C .. priv/tunctl_port"}
             end
     end.
+
+%% @doc The port program tunctl starts by default.
+port_program() ->
+    filename:join(code:priv_dir(tunctl), "tunctl_port").
 
 %% @doc True in a namespace other than the one scripts/in-netns started from
 %% (or than init's, when that can be read).
@@ -104,3 +109,59 @@ to_list(X) when is_integer(X) -> integer_to_list(X);
 to_list(X) -> X.
 
 to_string(X) -> to_list(X).
+
+%%--------------------------------------------------------------------
+%%% Packets
+%%--------------------------------------------------------------------
+
+%% @doc A TUN device 198.18.N.1/24 with IPv6 disabled (no router
+%% solicitations), and a UDP socket bound to 198.18.N.1.
+udp_setup(Name, N, Options) ->
+    {ok, Dev} = tuncer:create(Name, Options),
+    ok = file:write_file(iolist_to_binary(["/proc/sys/net/ipv6/conf/", Name, "/disable_ipv6"]), <<"1">>),
+    ok = tuncer:up(Dev, {198, 18, N, 1}, 24),
+    {ok, Sock} = gen_udp:open(0, [binary, {ip, {198, 18, N, 1}}, {active, false}]),
+    {Dev, Sock}.
+
+%% @doc Passive reads until a packet Match accepts.
+recv_until(Dev, Match) ->
+    {ok, Packet} = tuncer:recv(Dev, 65535, 2000),
+    case Match(Packet) of
+        true -> Packet;
+        false -> recv_until(Dev, Match)
+    end.
+
+%% @doc The next {tuntap, Dev, Packet} message Match accepts, within Ms
+%% between messages.
+active_match(Dev, Match, Ms) ->
+    receive
+        {tuntap, Dev, Packet} ->
+            case Match(Packet) of
+                true -> Packet;
+                false -> active_match(Dev, Match, Ms)
+            end
+    after Ms ->
+        ct:fail({no_packet, Dev, process_info(self(), messages)})
+    end.
+
+is_udp_to(<<4:4, IHL:4, _:8/binary, 17, _:10/binary, Rest/binary>>, DPort) ->
+    Skip = (IHL - 5) * 4,
+    case Rest of
+        <<_:Skip/binary, _:16, DPort:16, _/binary>> -> true;
+        _ -> false
+    end;
+is_udp_to(_, _) ->
+    false.
+
+parse_udp(<<4:4, IHL:4, _:8/binary, 17, _:16, A, B, C, D, E, F, G, H, Rest/binary>>) ->
+    Skip = (IHL - 5) * 4,
+    <<_:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload:(Len - 8)/binary, _/binary>> = Rest,
+    {{A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload}.
+
+%% @doc Swap IPv4 addresses and UDP ports; the IPv4 header checksum does not
+%% change, the UDP checksum is set to 0 (none).
+reflect(<<4:4, IHL:4, Head:8/binary, 17, Csum:16, Src:4/binary, Dst:4/binary, Rest/binary>>) ->
+    Skip = (IHL - 5) * 4,
+    <<Opt:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload/binary>> = Rest,
+    <<4:4, IHL:4, Head/binary, 17, Csum:16, Dst/binary, Src/binary, Opt/binary, DPort:16, SPort:16, Len:16, 0:16,
+        Payload/binary>>.
