@@ -11,7 +11,7 @@
 -export([owner_killed/1, port_killed/1, link_deleted_active/1, link_deleted_passive/1,
          concurrent_devices/1, create_destroy_cycles/1, flood_passive/1, slow_owner_active_n/1]).
 
--import(tunctl_test_lib, [exists/1, wait_gone/2, wait_dead/2, fd_count/1, rss_kb/1, port_os_pid/1,
+-import(tunctl_test_lib, [exists/1, wait_gone/2, wait_dead/2, wait_fds/2, fd_count/1, rss_kb/1, port_os_pid/1,
                           count_lines/1, ip/1]).
 
 suite() -> [{timetrap, {minutes, 10}}].
@@ -29,6 +29,7 @@ end_per_suite(_Config) -> ok.
 %% An owner killed with `kill' takes its device, its tuncer and its port
 %% with it within a second.
 owner_killed(_Config) ->
+    Fds = fd_count("self"),
     Self = self(),
     Owner = spawn(fun() ->
         {ok, Dev} = tuncer:create(<<"ft-own0">>, [tun, no_pi, {active, true}]),
@@ -43,20 +44,26 @@ owner_killed(_Config) ->
     receive {'DOWN', Ref, process, Dev, _} -> ok after 1000 -> ct:fail(tuncer_alive) end,
     ok = wait_gone("ft-own0", 1000),
     ok = wait_dead(OsPid, 1000),
-    report("owner SIGKILL-equivalent: device, tuncer and port gone in ~p ms",
+    ok = wait_fds(Fds, 1000),
+    report("owner SIGKILL-equivalent: device, tuncer, port and the BEAM's fds gone in ~p ms",
            [erlang:monotonic_time(millisecond) - T0]).
 
 %% SIGKILL of tunctl_port: the tuncer exits with {tunctl_port_exit, _}, the
 %% (trapping) owner sees it, and the kernel removes the device.
 port_killed(_Config) ->
     process_flag(trap_exit, true),
+    Fds = fd_count("self"),
     {ok, Dev} = tuncer:create(<<"ft-port0">>, [tun, no_pi]),
     OsPid = port_os_pid(Dev),
+    T0 = erlang:monotonic_time(millisecond),
     _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     receive {'EXIT', Dev, Reason} -> ?assertMatch({tunctl_port_exit, _}, Reason)
     after 1000 -> ct:fail(no_exit)
     end,
     ok = wait_gone("ft-port0", 1000),
+    ok = wait_fds(Fds, 1000),
+    report("port SIGKILL: tuncer exited, device and the BEAM's fds gone in ~p ms",
+           [erlang:monotonic_time(millisecond) - T0]),
     process_flag(trap_exit, false).
 
 %% `ip link del' while the device is active: the owner gets
