@@ -165,3 +165,60 @@ func (p *Policy) Operation(op string) error {
 	}
 	return nil
 }
+
+// Set is every policy in force: each must allow an action. The empty Set
+// allows everything.
+type Set []*Policy
+
+// DeviceName applies each policy's name rule. An empty name becomes the
+// longest prefix in force followed by "%d" (the kernel numbers it), which
+// every policy must then accept.
+func (s Set) DeviceName(name string) (string, error) {
+	if name == "" {
+		for _, p := range s {
+			if len(p.NamePrefix)+2 > len(name) {
+				name = p.NamePrefix + "%d"
+			}
+		}
+		if name == "%d" {
+			name = ""
+		}
+	}
+	for _, p := range s {
+		var err error
+		if name, err = p.DeviceName(name); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+// CheckCount applies each policy's device limit.
+func (s Set) CheckCount(existing func(prefix string) (int, error)) error {
+	for _, p := range s {
+		if err := p.CheckCount(existing); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Address refuses an address any policy refuses.
+func (s Set) Address(ip net.IP) error {
+	for _, p := range s {
+		if err := p.Address(ip); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Operation refuses an operation any policy refuses.
+func (s Set) Operation(op string) error {
+	for _, p := range s {
+		if err := p.Operation(op); err != nil {
+			return err
+		}
+	}
+	return nil
+}

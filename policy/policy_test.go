@@ -85,3 +85,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSetNeedsEveryPolicy(t *testing.T) {
+	admin, err := Parse(strings.NewReader("name_prefix app-\nallow_address 198.18.0.0/15\nallow_owner true\n"))
+	require.NoError(t, err)
+	user, err := Parse(strings.NewReader("name_prefix app-x\nallow_address 198.18.1.0/24\nallow_owner true\n"))
+	require.NoError(t, err)
+	s := Set{admin, user}
+	name, err := s.DeviceName("")
+	require.NoError(t, err)
+	assert.Equal(t, "app-x%d", name, "the longest prefix makes the template")
+	_, err = s.DeviceName("app-y0")
+	assert.ErrorIs(t, err, ErrDenied, "the second policy narrows the prefix")
+	_, err = s.DeviceName("app-x0")
+	assert.NoError(t, err)
+	assert.NoError(t, s.Address(net.ParseIP("198.18.1.9")))
+	assert.ErrorIs(t, s.Address(net.ParseIP("198.18.2.9")), ErrDenied)
+	assert.NoError(t, s.Operation("owner"))
+	assert.ErrorIs(t, s.Operation("persist"), ErrDenied)
+	assert.NoError(t, Set(nil).Operation("netns"))
+}

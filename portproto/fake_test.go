@@ -84,12 +84,12 @@ type harness struct {
 	devs   []*fakeDev
 	done   chan error
 	nextID int
-	policy *policy.Policy
+	policy policy.Set
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
 
-func newHarnessWith(t *testing.T, pol *policy.Policy) *harness {
+func newHarnessWith(t *testing.T, pol policy.Set) *harness {
 	t.Helper()
 	var in, out [2]int
 	require.NoError(t, unix.Pipe2(in[:], unix.O_CLOEXEC))

@@ -45,7 +45,7 @@ type Env struct {
 	Open   Opener
 	Links  Links
 	Netns  func(path string) error // enter a network namespace; nil: refused with EPERM
-	Policy *policy.Policy          // nil: everything allowed
+	Policy policy.Set              // every policy must allow; empty: all allowed
 	Log    *log.Logger
 }
 
@@ -78,7 +78,7 @@ type Server struct {
 	open    Opener
 	links   Links
 	netns   func(string) error
-	policy  *policy.Policy
+	policy  policy.Set
 	log     *log.Logger
 
 	devs  map[int32]*devState

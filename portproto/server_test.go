@@ -292,7 +292,7 @@ func TestStatsAndFilter(t *testing.T) {
 func TestPolicyRefusals(t *testing.T) {
 	pol, err := policy.Parse(strings.NewReader("name_prefix app-\nmax_devices 4\nallow_address 198.18.0.0/15\n"))
 	require.NoError(t, err)
-	h := newHarnessWith(t, pol)
+	h := newHarnessWith(t, policy.Set{pol})
 	handshake(t, h)
 	assert.Equal(t, "eacces", errorOf(h.call(openCmd(1, "eth0", "tun"))))
 	res := h.call(openCmd(1, "", "tun"))

@@ -123,3 +123,33 @@ func TestIntegrationPolicyFile(t *testing.T) {
 	assert.Error(t, err)
 	assert.Contains(t, string(out), "unknown key")
 }
+
+// The administrator's policy (a fixed path, moved here at build time) is
+// enforced whatever flags the BEAM starts the port with.
+func TestIntegrationSystemPolicyCannotBeBypassed(t *testing.T) {
+	requireNetns(t)
+	dir := t.TempDir()
+	sys := dir + "/system-policy"
+	require.NoError(t, os.WriteFile(sys, []byte("name_prefix sys-\nallow_address 198.18.0.0/15\n"), 0o644))
+	bin := dir + "/tunctl_port"
+	build := exec.Command("go", "build", "-ldflags", "-X main.systemPolicy="+sys, "-o", bin, "../cmd/tunctl_port")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	loose := dir + "/loose-policy"
+	require.NoError(t, os.WriteFile(loose, []byte("# allows whatever the system policy allows\n"), 0o644))
+	saved := portBinary
+	portBinary = bin
+	defer func() { portBinary = saved }()
+
+	for _, args := range [][]string{nil, {"-policy", loose}, {"-allow-netns"}} {
+		p := startPort(t, args...)
+		assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("tun5"), atoms("tun")))), "%v", args)
+		assert.Equal(t, "sys-0", open(p, 1, "", "tun"), "%v", args)
+		assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))))
+		assert.Equal(t, "0000000000001000", procStatus(t, p.cmd.Process.Pid)["CapEff"],
+			"no CAP_SYS_ADMIN: the system policy does not allow namespaces (%v)", args)
+		p.mustOK(etf.Tuple(etf.Atom("close"), 1))
+	}
+}

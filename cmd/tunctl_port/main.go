@@ -29,6 +29,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// systemPolicy is the administrator's policy file. When it exists it is
+// always enforced, whatever the command line says: the BEAM chooses the
+// flags, so a policy only the flags name would be the BEAM's to skip.
+// Builds may move it: -ldflags "-X main.systemPolicy=/path".
+var systemPolicy = "/etc/tunctl/policy"
+
 func main() {
 	version := flag.Bool("version", false, "print the protocol version and exit")
 	quiet := flag.Bool("quiet", false, "log nothing to stderr")
@@ -52,16 +58,13 @@ func main() {
 	// so that per-thread state (network namespace, effective capabilities
 	// while attaching) stays with the loop.
 	runtime.LockOSThread()
-	var pol *policy.Policy
-	if *policyPath != "" {
-		var err error
-		if pol, err = policy.Load(*policyPath); err != nil {
-			logger.Printf("policy: %v", err)
-			os.Exit(1)
-		}
+	pols, err := loadPolicies(systemPolicy, *policyPath)
+	if err != nil {
+		logger.Printf("policy: %v", err)
+		os.Exit(1)
 	}
 	keep := []int{sandbox.CapNetAdmin}
-	if *allowNetns || (pol != nil && pol.Netns) {
+	if *allowNetns && pols.Operation("netns") == nil {
 		keep = append(keep, sandbox.CapSysAdmin)
 	}
 	if err := sandbox.Restrict(keep...); err != nil {
@@ -76,7 +79,7 @@ func main() {
 		Open:   open,
 		Links:  device.Links{},
 		Netns:  device.EnterNetns,
-		Policy: pol,
+		Policy: pols,
 		Log:    logger,
 	})
 	if err := srv.Serve(); err != nil {
@@ -86,6 +89,29 @@ func main() {
 		logger.Printf("exiting: %v", err)
 		os.Exit(2)
 	}
+}
+
+// loadPolicies reads the system policy when it exists and the policy named
+// on the command line, if any; both are enforced.
+func loadPolicies(system, flagged string) (policy.Set, error) {
+	var set policy.Set
+	if _, err := os.Stat(system); err == nil {
+		p, err := policy.Load(system)
+		if err != nil {
+			return nil, err
+		}
+		set = append(set, p)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if flagged != "" {
+		p, err := policy.Load(flagged)
+		if err != nil {
+			return nil, err
+		}
+		set = append(set, p)
+	}
+	return set, nil
 }
 
 func open(name string, flags uint16) (portproto.Device, error) {
