@@ -328,7 +328,7 @@ write(Handle, Data) when is_integer(Handle) ->
 send(Dev, Data) when is_pid(Dev) ->
     case tunctl_opts:packet_size(Data) of
         N when N > ?MAX_PACKET -> {error, emsgsize};
-        _ -> gen_server:cast(Dev, {send, Data})
+        Size -> gen_server:cast(Dev, {send, Size, Data})
     end;
 send(_, _) ->
     erlang:error(badarg).
@@ -697,11 +697,11 @@ handle_call(_Request, _From, State) ->
 
 %% @private
 -spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
-handle_cast({send, Data}, #state{port = Port, ref = Ref} = State) ->
+handle_cast({send, Size, Data}, #state{port = Port, ref = Ref} = State) ->
     Frame =
         case queued_sends(?SEND_BATCH - 1) of
-            [] -> tunctl_proto:send(Ref, Data);
-            More -> tunctl_proto:sendv(Ref, [Data | More])
+            [] -> tunctl_proto:send(Ref, Size, Data);
+            More -> tunctl_proto:sendv(Ref, [{Size, Data} | More])
         end,
     true = tunctl_proto:command(Port, Frame),
     {noreply, State};
@@ -905,7 +905,7 @@ queued_sends(0) ->
     [];
 queued_sends(N) ->
     receive
-        {'$gen_cast', {send, Data}} -> [Data | queued_sends(N - 1)]
+        {'$gen_cast', {send, Size, Data}} -> [{Size, Data} | queued_sends(N - 1)]
     after 0 -> []
     end.
 

@@ -16,6 +16,7 @@
     command/2,
     call/2,
     send/2,
+    send/3,
     sendv/2,
     active/2,
     decode/1,
@@ -174,16 +175,20 @@ call(Id, Cmd) when is_integer(Id), Id >= 0, is_tuple(Cmd) ->
 %% @doc `{send, Ref, Packet}', canonical encoding; the payload is not copied.
 -spec send(ref(), iodata()) -> iodata().
 send(Ref, Packet) ->
-    Len = iolist_size(Packet),
+    send(Ref, iolist_size(Packet), Packet).
+
+%% @doc As `send/2', with the packet's size already known.
+-spec send(ref(), non_neg_integer(), iodata()) -> iodata().
+send(Ref, Len, Packet) ->
     [<<131, 104, 3, 119, 4, "send", 98, Ref:32, 109, Len:32>>, Packet].
 
-%% @doc `{sendv, Ref, Packets}', canonical encoding: several packets in
-%% one frame (the port writes each with its own write(2)); payloads are not
-%% copied.
--spec sendv(ref(), [iodata()]) -> iodata().
+%% @doc `{sendv, Ref, Packets}', canonical encoding: several packets, each
+%% with its size, in one frame (the port writes each with its own write(2));
+%% payloads are not copied.
+-spec sendv(ref(), [{non_neg_integer(), iodata()}]) -> iodata().
 sendv(Ref, Packets) ->
     [<<131, 104, 3, 119, 5, "sendv", 98, Ref:32, 108, (length(Packets)):32>>,
-     [[<<109, (iolist_size(P)):32>>, P] || P <- Packets],
+     [[<<109, Len:32>>, P] || {Len, P} <- Packets],
      <<106>>].
 
 %% @doc `{active, Ref, Limit}'.

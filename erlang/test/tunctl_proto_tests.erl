@@ -14,6 +14,12 @@ send_no_copy_test() ->
     [_Header, Payload] = tunctl_proto:send(1, Packet),
     ?assert(Payload =:= Packet).
 
+sendv_canonical_test() ->
+    Frame = iolist_to_binary(tunctl_proto:sendv(7, [{2, [<<1>>, 2]}, {0, <<>>}, {3, <<"abc">>}])),
+    ?assertEqual(<<131, 104, 3, 119, 5, "sendv", 98, 7:32, 108, 3:32,
+                   109, 2:32, 1, 2, 109, 0:32, 109, 3:32, "abc", 106>>, Frame),
+    ?assertEqual({sendv, 7, [<<1, 2>>, <<>>, <<"abc">>]}, binary_to_term(Frame)).
+
 active_test() ->
     ?assertEqual({active, 3, true}, binary_to_term(tunctl_proto:active(3, true))),
     ?assertEqual({active, 3, false}, binary_to_term(tunctl_proto:active(3, false))),
