@@ -22,3 +22,5 @@ setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
   env HOME="$work" ct_run -noshell -pa "$work/ebin" -dir "$work/test" -suite ${SUITES:-tuncer_SUITE tuncer_config_SUITE tuncer_fault_SUITE} -logdir "$work/logs" \
   -erl_args -tunctl port_program "\"$work/priv/tunctl_port\"" -env TUNCTL_CYCLES 300 > "$work/out.txt" 2>&1 || true
 grep -E "TEST COMPLETE|failed on|Reason" "$work/out.txt"
+# ct_run names its node, which starts an epmd daemon in this namespace: stop it.
+epmd -kill >/dev/null 2>&1 || true
