@@ -2,7 +2,6 @@ package device
 
 import (
 	"errors"
-	"fmt"
 
 	"golang.org/x/sys/unix"
 )
@@ -159,6 +158,3 @@ func Errno(err error) unix.Errno {
 	}
 	return unix.EIO
 }
-
-// String helps logs: "tun0 (flags 0x1001)".
-func (t *Tun) String() string { return fmt.Sprintf("%s (flags %#x)", t.name, t.flags) }

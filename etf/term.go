@@ -19,9 +19,6 @@ func Tuple(elems ...Term) Term { return erlang.OtpErlangTuple(elems) }
 // List builds a proper list term.
 func List(elems ...Term) Term { return erlang.OtpErlangList{Value: elems} }
 
-// Binary builds a binary term (a Go []byte would also do; this makes intent visible).
-func Binary(b []byte) Term { return b }
-
 // Decode validates frame and decodes it into a Term. It never panics.
 func Decode(frame []byte) (t Term, err error) {
 	if err := Validate(frame); err != nil {
