@@ -129,6 +129,24 @@ func (t *Tun) SetPersist(on bool) error {
 	return opErr("TUNSETPERSIST", unix.IoctlSetInt(t.fd, unix.TUNSETPERSIST, v))
 }
 
+// Offload flags of TUNSETOFFLOAD (linux/if_tun.h): what the kernel may hand
+// over unfinished, described by the virtio-net header in front of each packet
+// (so they need FlagVnetHdr).
+const (
+	OffloadCsum   = 0x01 // TUN_F_CSUM: partial checksums (NEEDS_CSUM)
+	OffloadTSO4   = 0x02 // TUN_F_TSO4: TCP segmentation over IPv4
+	OffloadTSO6   = 0x04 // TUN_F_TSO6: TCP segmentation over IPv6
+	OffloadTSOECN = 0x08 // TUN_F_TSO_ECN: TSO with the ECN (CWR) bit
+	OffloadUSO4   = 0x20 // TUN_F_USO4: UDP segmentation over IPv4
+	OffloadUSO6   = 0x40 // TUN_F_USO6: UDP segmentation over IPv6
+)
+
+// SetOffload sets the offloads the device accepts (TUNSETOFFLOAD); 0 turns
+// them all off. The kernel refuses flags it does not know with EINVAL.
+func (t *Tun) SetOffload(flags uint) error {
+	return opErr("TUNSETOFFLOAD", unix.IoctlSetInt(t.fd, unix.TUNSETOFFLOAD, int(flags)))
+}
+
 // SetOwner sets the uid allowed to attach to the device (TUNSETOWNER).
 func (t *Tun) SetOwner(uid int) error {
 	return opErr("TUNSETOWNER", unix.IoctlSetInt(t.fd, unix.TUNSETOWNER, uid))

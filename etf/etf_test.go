@@ -238,3 +238,79 @@ func TestParseSendv(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() { _, _, _, _ = ParseSendv(frame) })
 	assert.Zero(t, allocs)
 }
+
+// appendBatch builds one {tuntap_batch, ref, pkts} frame the way the port
+// does.
+func appendBatch(buf, hdr []byte, pkts ...[]byte) []byte {
+	start := len(buf)
+	buf = BeginBatchFrame(buf, hdr)
+	for _, p := range pkts {
+		ps := len(buf)
+		buf = BeginBatchPacket(buf)
+		buf = append(buf, p...)
+		EndBatchPacket(buf, ps)
+	}
+	return EndBatchFrame(buf, start, len(pkts))
+}
+
+func TestBatchFrame(t *testing.T) {
+	hdr := BatchHeader(42)
+	require.Len(t, hdr, BatchHeaderLen)
+	buf := appendBatch(nil, hdr, []byte("abc"), []byte{}, make([]byte, 1500))
+	buf = appendBatch(buf, hdr, []byte("z"))
+	want := [][]int{{3, 0, 1500}, {1}}
+	for i := 0; len(buf) > 0; i++ {
+		n := int(binary.BigEndian.Uint32(buf))
+		term, err := Decode(buf[4 : 4+n])
+		require.NoError(t, err)
+		tu, ok := TaggedTuple(term, "tuntap_batch", 3)
+		require.True(t, ok)
+		ref, _ := AsInt(tu[1])
+		assert.EqualValues(t, 42, ref)
+		l, ok := AsList(tu[2])
+		require.True(t, ok)
+		require.Len(t, l, len(want[i]))
+		for j, e := range l {
+			p, ok := AsBinary(e)
+			require.True(t, ok)
+			assert.Len(t, p, want[i][j])
+		}
+		buf = buf[4+n:]
+	}
+}
+
+func TestBatchFrameAllocs(t *testing.T) {
+	hdr := BatchHeader(1)
+	buf := make([]byte, 0, 64<<10)
+	pkt := make([]byte, 64)
+	allocs := testing.AllocsPerRun(1000, func() {
+		buf = appendBatch(buf[:0], hdr, pkt, pkt, pkt, pkt)
+	})
+	assert.Zero(t, allocs)
+}
+
+// BenchmarkBatchFrameEncode builds 64-packet batch frames; one op is one
+// packet.
+func BenchmarkBatchFrameEncode(b *testing.B) {
+	hdr := BatchHeader(1)
+	buf := make([]byte, 0, 64<<10)
+	pkt := make([]byte, 64)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(pkt)))
+	start, n := 0, 0
+	for i := 0; i < b.N; i++ {
+		if n == 0 {
+			buf = buf[:0]
+			start = 0
+			buf = BeginBatchFrame(buf, hdr)
+		}
+		ps := len(buf)
+		buf = BeginBatchPacket(buf)
+		buf = append(buf, pkt...)
+		EndBatchPacket(buf, ps)
+		if n++; n == 64 {
+			buf = EndBatchFrame(buf, start, n)
+			n = 0
+		}
+	}
+}

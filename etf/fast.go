@@ -135,3 +135,64 @@ func AppendSendvFrame(dst []byte, ref int32, packets ...[]byte) []byte {
 	}
 	return append(dst, tagNil)
 }
+
+// The batch frame of opt-in batch delivery: several packets of one device in
+// one {packet,4} frame,
+//
+//	{tuntap_batch, Ref, [P1, ..., Pn]}:
+//	131,104,3, 119,12,"tuntap_batch", 98,Ref:32, 108,N:32, (109,Len:32,P)*N, 106
+//
+// built in place like the single-packet frame: BeginBatchFrame, then per
+// packet BeginBatchPacket, the packet bytes, EndBatchPacket, and finally
+// EndBatchFrame.
+
+// BatchHeaderLen is the size of the canonical {tuntap_batch, Ref, [...]}
+// header, from the version byte to the list's element count inclusive.
+const BatchHeaderLen = 3 + 14 + 5 + 5
+
+// BatchPacketHeaderLen is the size of each packet's header in a batch frame
+// (the binary tag and length).
+const BatchPacketHeaderLen = 5
+
+var batchTag = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 12,
+	't', 'u', 'n', 't', 'a', 'p', '_', 'b', 'a', 't', 'c', 'h'}
+
+// BatchHeader returns the canonical header of {tuntap_batch, ref, [...]} with
+// a zero count; EndBatchFrame patches the count in place.
+func BatchHeader(ref int32) []byte {
+	h := make([]byte, 0, BatchHeaderLen)
+	h = append(h, batchTag...)
+	h = append(h, tagInteger)
+	h = binary.BigEndian.AppendUint32(h, uint32(ref))
+	h = append(h, tagList, 0, 0, 0, 0)
+	return h
+}
+
+// BeginBatchFrame appends a {packet,4} length field and the batch header to
+// dst; the frame starts at the returned slice's old length.
+func BeginBatchFrame(dst, header []byte) []byte {
+	dst = append(dst, 0, 0, 0, 0)
+	return append(dst, header...)
+}
+
+// BeginBatchPacket appends the header of one packet of a batch; the caller
+// appends (or reads) the packet bytes after it and calls EndBatchPacket with
+// the offset where this packet's header started.
+func BeginBatchPacket(dst []byte) []byte {
+	return append(dst, tagBinary, 0, 0, 0, 0)
+}
+
+// EndBatchPacket patches the length of the packet whose header starts at
+// dst[start:] and which ends at len(dst).
+func EndBatchPacket(dst []byte, start int) {
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-BatchPacketHeaderLen))
+}
+
+// EndBatchFrame closes the list of the batch frame that starts at dst[start:]
+// and holds n packets, and patches its lengths.
+func EndBatchFrame(dst []byte, start, n int) []byte {
+	dst = append(dst, tagNil)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	binary.BigEndian.PutUint32(dst[start+4+BatchHeaderLen-4:], uint32(n))
+	return dst
+}

@@ -5,6 +5,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,18 +26,26 @@ type fakeDev struct {
 	persist  bool
 	owner    int
 	group    int
+	offload  uint
+	failRead atomic.Bool // Read fails with EIO
 }
 
-func (d *fakeDev) Fd() int                    { return d.fd }
-func (d *fakeDev) Name() string               { return d.name }
-func (d *fakeDev) Flags() uint16              { return d.flags }
-func (d *fakeDev) Read(p []byte) (int, error) { return unix.Read(d.fd, p) }
+func (d *fakeDev) Fd() int       { return d.fd }
+func (d *fakeDev) Name() string  { return d.name }
+func (d *fakeDev) Flags() uint16 { return d.flags }
+func (d *fakeDev) Read(p []byte) (int, error) {
+	if d.failRead.Load() {
+		return 0, unix.EIO
+	}
+	return unix.Read(d.fd, p)
+}
 func (d *fakeDev) Write(p []byte) (int, error) {
 	return unix.Write(d.fd, p)
 }
 func (d *fakeDev) SetPersist(on bool) error { d.persist = on; return nil }
 func (d *fakeDev) SetOwner(uid int) error   { d.owner = uid; return nil }
 func (d *fakeDev) SetGroup(gid int) error   { d.group = gid; return nil }
+func (d *fakeDev) SetOffload(f uint) error  { d.offload = f; return nil }
 func (d *fakeDev) Close() error             { return unix.Close(d.fd) }
 
 // fakeLinks records configuration calls; fail makes the next one fail.

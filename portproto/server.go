@@ -24,6 +24,7 @@ type Device interface {
 	SetPersist(on bool) error
 	SetOwner(uid int) error
 	SetGroup(gid int) error
+	SetOffload(flags uint) error
 	Close() error
 }
 
@@ -61,6 +62,7 @@ type devState struct {
 	Device
 	ref       int32
 	header    []byte // canonical {tuntap, Ref, _} header
+	batch     []byte // canonical {tuntap_batch, Ref, _} header, or nil: one frame per packet
 	sent      uint64 // {tuntap, Ref, _} frames sent
 	limit     uint64 // read while sent < limit ...
 	unlimited bool   // ... or always
@@ -154,6 +156,10 @@ func (s *Server) Serve() error {
 // readDevice reads up to readBurst packets straight into the output buffer,
 // behind their frame headers: no copy, no allocation.
 func (s *Server) readDevice(d *devState) {
+	if d.batch != nil {
+		s.readBatch(d)
+		return
+	}
 	for i := 0; i < readBurst && d.wantsRead(); i++ {
 		start := len(s.outbuf)
 		s.outbuf = etf.BeginPacketFrame(s.outbuf, d.header)
@@ -184,6 +190,54 @@ func (s *Server) readDevice(d *devState) {
 				return
 			}
 		}
+	}
+}
+
+// readBatch reads up to readBurst packets into one {tuntap_batch, Ref, [...]}
+// frame, in place like readDevice; credit (sent, limit) counts packets. An
+// empty round leaves no frame.
+func (s *Server) readBatch(d *devState) {
+	if len(s.outbuf) >= outFlush && s.flush() != nil {
+		return
+	}
+	start := len(s.outbuf)
+	s.outbuf = etf.BeginBatchFrame(s.outbuf, d.batch)
+	n := 0
+	var rerr error
+	for i := 0; i < readBurst && d.wantsRead(); i++ {
+		ps := len(s.outbuf)
+		s.outbuf = etf.BeginBatchPacket(s.outbuf)
+		body := len(s.outbuf)
+		k, err := d.Read(s.outbuf[body : body+MaxPacket])
+		if err != nil {
+			s.outbuf = s.outbuf[:ps]
+			if err != unix.EAGAIN {
+				d.failed = true
+				d.stats.RxErrors++
+				rerr = err
+			}
+			break
+		}
+		if !d.filter.Allows(s.outbuf[body : body+k]) {
+			s.outbuf = s.outbuf[:ps]
+			d.stats.Filtered++
+			i--
+			continue
+		}
+		s.outbuf = s.outbuf[:body+k]
+		etf.EndBatchPacket(s.outbuf, ps)
+		n++
+		d.sent++
+		d.stats.RxPackets++
+		d.stats.RxBytes += uint64(k)
+	}
+	if n == 0 {
+		s.outbuf = s.outbuf[:start]
+	} else {
+		s.outbuf = etf.EndBatchFrame(s.outbuf, start, n)
+	}
+	if rerr != nil {
+		s.event("tuntap_read_error", d.ref, rerr)
 	}
 }
 

@@ -3,6 +3,7 @@ package portproto
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,15 +242,18 @@ func TestEOFClosesDevices(t *testing.T) {
 func TestProtocolDocMatchesTable(t *testing.T) {
 	doc, err := os.ReadFile("../doc/protocol.md")
 	require.NoError(t, err)
-	var documented []string
+	var documented, frames []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `\\{([a-z_]+),").FindAllSubmatch(doc, -1) {
 		name := string(m[1])
-		if name != "call" && name != "send" && name != "active" && name != "reply" &&
-			name != "tuntap" && name != "tuntap_error" && name != "tuntap_read_error" && name != "sendv" && name != "tunctl_error" && name != "tunctl_port" {
+		if slices.Contains(Frames, name) {
+			frames = append(frames, name)
+		} else {
 			documented = append(documented, name)
 		}
 	}
 	assert.ElementsMatch(t, Commands(), documented)
+	slices.Sort(frames)
+	assert.ElementsMatch(t, Frames, slices.Compact(frames))
 }
 
 func TestStatsAndFilter(t *testing.T) {

@@ -22,7 +22,15 @@ const (
 )
 
 // Capabilities announced in the handshake.
-var Capabilities = []string{"tun", "tap", "multi_queue", "vnet_hdr", "netlink"}
+var Capabilities = []string{"tun", "tap", "multi_queue", "vnet_hdr", "netlink", "batch", "offload"}
+
+// Frames names the protocol's terms that are not commands: the frames the
+// port sends (doc/protocol.md, "Port → BEAM") and the requests other than
+// commands ("BEAM → port").
+var Frames = []string{
+	"tunctl_port", "reply", "tuntap", "tuntap_batch", "tuntap_error", "tuntap_read_error", "tunctl_error",
+	"call", "send", "sendv", "active",
+}
 
 // Protocol-level error reasons (posix errnos are sent as their lower-case names).
 var (
@@ -81,6 +89,8 @@ var commands = map[string]command{
 	"netns":     {1, cmdNetns},
 	"filter":    {2, onDevice(cmdFilter)},
 	"stats":     {1, onDevice(cmdStats)},
+	"deliver":   {2, onDevice(cmdDeliver)},
+	"offload":   {2, onDevice(cmdOffload)},
 }
 
 // Commands lists the command names of the protocol table, sorted.
@@ -255,6 +265,55 @@ func idCommand(s *Server, d *devState, idT etf.Term, op string, set func(Device,
 		return nil, ErrBadArg
 	}
 	return ok, set(d, int(id))
+}
+
+// cmdDeliver switches the device's packet frames between one
+// {tuntap, Ref, Packet} per packet (packet, the default) and one
+// {tuntap_batch, Ref, [Packet, ...]} per poll round (batch).
+func cmdDeliver(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	mode, isA := etf.AsAtom(a[0])
+	switch {
+	case isA && mode == "packet":
+		d.batch = nil
+	case isA && mode == "batch":
+		d.batch = etf.BatchHeader(d.ref)
+	default:
+		return nil, ErrBadArg
+	}
+	return ok, nil
+}
+
+// OffloadNames maps the atoms of {offload, Ref, [...]} to TUNSETOFFLOAD flags.
+var OffloadNames = map[string]uint{
+	"csum":    device.OffloadCsum,
+	"tso4":    device.OffloadTSO4,
+	"tso6":    device.OffloadTSO6,
+	"tso_ecn": device.OffloadTSOECN,
+	"uso4":    device.OffloadUSO4,
+	"uso6":    device.OffloadUSO6,
+}
+
+// cmdOffload sets the device's offloads (TUNSETOFFLOAD). They need a
+// virtio-net header on every packet (vnet_hdr) and segmentation needs csum:
+// einval otherwise, before the kernel is asked.
+func cmdOffload(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	l, isL := etf.AsList(a[0])
+	if !isL {
+		return nil, ErrBadArg
+	}
+	var flags uint
+	for _, o := range l {
+		name, isA := etf.AsAtom(o)
+		bit, known := OffloadNames[name]
+		if !isA || !known {
+			return nil, ErrBadArg
+		}
+		flags |= bit
+	}
+	if flags != 0 && (d.Flags()&device.FlagVnetHdr == 0 || flags&device.OffloadCsum == 0) {
+		return nil, unix.EINVAL
+	}
+	return ok, d.SetOffload(flags)
 }
 
 // argRef decodes a device handle: a positive integer below 2^31.

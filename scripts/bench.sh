@@ -1,25 +1,30 @@
 #!/bin/bash
 # make bench: runs inside a private network namespace (scripts/in-netns).
 #
-# For each packet size and each reflector -- (1) direct: tunctl_bench reflect
-# on the raw TUN fd, the reference; (2) tuncer {active, true}; (3) tuncer
-# {active, N}; (4) tuncer passive recv/3 -- it starts the reflector pinned to
-# CPU 0, measures its idle CPU, then runs the UDP generator pinned to CPU 1
-# (window mode, then ping-pong) and the reflector's CPU (utime + stime of its
-# whole process tree: for tuncer, the BEAM and its tunctl_port) over the
-# window run. Then the Go data-path frame benchmarks.
+# For each packet size and each reflector -- (1) c: scripts/bench/reflect.c,
+# read/swap/write in C on the raw TUN fd, the reference of every ratio; (2)
+# direct: the same in Go (tunctl_bench reflect); (3) tuncer {active, true};
+# (4) tuncer {active, N}; (5) batch: tuncer {deliver, batch} + {active, N},
+# replies with sendv/2; (6) tuncer passive recv/3 -- it starts the reflector
+# pinned to CPU 0, measures its idle CPU, then runs the UDP generator pinned
+# to CPU 1 (window mode, then ping-pong) and the reflector's CPU (utime +
+# stime of its whole process tree: for tuncer, the BEAM and its tunctl_port)
+# over the window run. Then TCP (iperf3) between two namespaces: over the
+# bare veth, and through the vpwn tunnel per packet and with offloads and
+# batches (examples/bench_tcp.erl). Then the Go data-path benchmarks.
 #
 # Knobs (environment):
 #   BENCH_SIZES="64 1400"  IP packet sizes, bytes
-#   BENCH_CASES="direct active_true active_n passive"
+#   BENCH_CASES="c direct active_true active_n batch passive"
 #   BENCH_WINDOW=64        datagrams in flight in window mode
 #   BENCH_SECS=3           seconds of window-mode load per case
 #   BENCH_COUNT=2000000    at most this many datagrams per window run
 #   BENCH_PP_SECS=1        seconds of ping-pong per case
 #   BENCH_IDLE_SECS=2      seconds of idle CPU measurement per case
 #   BENCH_ACTIVE_N=128     N of {active, N}
+#   BENCH_TCP_SECS=4       seconds of each iperf3 run; 0 skips the TCP case
 #   BENCH_GOBENCH=1        0 skips the Go benchmarks
-#   BENCH_STRICT=0         1 exits 1 when a target of issue 6 is missed
+#   BENCH_STRICT=0         1 exits 1 when a target of issue 13 is missed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -30,13 +35,14 @@ if [ -z "${TUNCTL_OUTER_NETNS:-}" ] || [ "$(readlink /proc/self/ns/net)" = "$TUN
 fi
 
 SIZES=${BENCH_SIZES:-64 1400}
-CASES=${BENCH_CASES:-direct active_true active_n passive}
+CASES=${BENCH_CASES:-c direct active_true active_n batch passive}
 WINDOW=${BENCH_WINDOW:-64}
 SECS=${BENCH_SECS:-3}
 COUNT=${BENCH_COUNT:-2000000}
 PP_SECS=${BENCH_PP_SECS:-1}
 IDLE_SECS=${BENCH_IDLE_SECS:-2}
 ACTIVE_N=${BENCH_ACTIVE_N:-128}
+TCP_SECS=${BENCH_TCP_SECS:-4}
 GOBENCH=${BENCH_GOBENCH:-1}
 STRICT=${BENCH_STRICT:-0}
 
@@ -61,6 +67,8 @@ trap 'exit 130' INT TERM
 echo "== building tunctl_bench"
 CGO_ENABLED=0 go build -o "$TMP/tunctl_bench" ./cmd/tunctl_bench
 BENCH="$TMP/tunctl_bench"
+echo "== building the C reference reflector (gcc -O2)"
+gcc -O2 -Wall -o "$TMP/creflect" scripts/bench/reflect.c
 
 # The pids of the process tree rooted at $1 (itself included).
 tree() {
@@ -97,6 +105,9 @@ cpu_since() {
 start_reflector() {
     local kind=$1
     case $kind in
+    c)
+        taskset -c 0 "$TMP/creflect" "$DEV" "$LIFE" >"$TMP/refl.out" 2>"$TMP/refl.err" &
+        ;;
     direct)
         taskset -c 0 "$BENCH" reflect -dev "$DEV" -addr "$LOCAL/$PREFIX" -duration "${LIFE}s" \
             >"$TMP/refl.out" 2>"$TMP/refl.err" &
@@ -110,6 +121,10 @@ start_reflector() {
     REFL=$!
     local i
     for i in $(seq 200); do
+        if [ "$kind" = c ] && ip link show dev "$DEV" >/dev/null 2>&1 &&
+            ! ip -br addr show dev "$DEV" | grep -q "$LOCAL/$PREFIX"; then
+            ip addr add "$LOCAL/$PREFIX" dev "$DEV" && ip link set "$DEV" up
+        fi
         if ip -br addr show dev "$DEV" 2>/dev/null | grep -q "$LOCAL/$PREFIX"; then
             sleep 0.2   # let the link settle (IPv6 autoconf chatter)
             return 0
@@ -155,6 +170,7 @@ gen() {
 }
 
 declare -A PPS LOST IDLE ROW
+echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 echo "== reflectors: CPU 0 (taskset -c 0), generator: CPU 1, window $WINDOW, ${SECS}s / ${COUNT} datagrams max per run, $(nproc) CPUs"
 for size in $SIZES; do
     for kind in $CASES; do
@@ -182,13 +198,13 @@ for size in $SIZES; do
 done
 
 ratio() {
-    local ref=${PPS[direct.$2]:-}
+    local ref=${PPS[c.$2]:-}
     if [ -z "$ref" ] || [ "$ref" = 0 ]; then echo "-"; return; fi
     awk -v a="${PPS[$1.$2]}" -v b="$ref" 'BEGIN { printf "%.2f", a / b }'
 }
 
 echo
-echo "== results (pps: answered datagrams/s in window mode; ratio: to direct at the same size;"
+echo "== results (pps: answered datagrams/s in window mode; ratio: to c at the same size;"
 echo "   kdrop: dropped by the kernel at the device queue (window + ping-pong runs);"
 echo "   rtt: window-mode round trip under load; pp: ping-pong round trip; cpu: reflector tree,"
 echo "   % of one CPU, during the window run; idle: same with the device up and no traffic)"
@@ -199,36 +215,61 @@ for size in $SIZES; do
     done
 done
 
+declare -A MBPS
+if [ "$TCP_SECS" != 0 ]; then
+    echo
+    echo "== TCP: iperf3 -t $TCP_SECS between two namespaces (examples/bench_tcp.erl), MTU 1500, not pinned"
+    timeout $((6 * TCP_SECS + 120)) erl -noshell -pa "$EBIN" -pa examples/ebin \
+        -run bench_tcp main "$TCP_SECS" >"$TMP/tcp.out" 2>&1 || { cat "$TMP/tcp.out"; echo "bench.sh: TCP case failed" >&2; }
+    cat "$TMP/tcp.out"
+    while read -r tag name rest; do
+        [ "$tag" = tcp ] || continue
+        MBPS[$name]=$(kv "$rest" mbps)
+    done <"$TMP/tcp.out"
+    printf '%-14s %10s %7s\n' case Mbit/s ratio
+    for name in veth vpwn_packet vpwn_offload; do
+        r=$(awk -v a="${MBPS[$name]:-0}" -v b="${MBPS[veth]:-0}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')
+        printf '%-14s %10s %7s\n' "$name" "${MBPS[$name]:--}" "$r"
+    done
+fi
+
 if [ "$GOBENCH" = 1 ]; then
     echo
-    echo "== Go data-path frame benchmarks (go test -bench . -benchmem ./etf/)"
+    echo "== Go data-path benchmarks (-benchmem: allocations per packet)"
     go test -run '^$' -bench . -benchmem ./etf/
+    go test -run '^$' -bench Path -benchmem ./portproto/
 fi
 
 echo
-echo "== targets (issue 6)"
+echo "== targets (issue 13; ratios to c in this run)"
 missed=0
 check() {
     if [ "$1" = 1 ]; then echo "  met:     $2"; else echo "  MISSED:  $2"; missed=1; fi
 }
-if [ -n "${PPS[active_n.64]:-}" ] && [ -n "${PPS[direct.64]:-}" ]; then
-    r=$(ratio active_n 64)
-    check "$(awk -v r="$r" -v l="${LOST[active_n.64]}" 'BEGIN { print (r >= 0.40 && l == 0) ? 1 : 0 }')" \
-        "{active, N} at 64 bytes >= 0.40 x direct with zero loss (ratio $r, lost ${LOST[active_n.64]})"
+target() { # case size min-ratio
+    [ -n "${PPS[$1.$2]:-}" ] && [ -n "${PPS[c.$2]:-}" ] || return 0
+    local r
+    r=$(ratio "$1" "$2")
+    check "$(awk -v r="$r" -v m="$3" -v l="${LOST[$1.$2]}" 'BEGIN { print (r >= m && l == 0) ? 1 : 0 }')" \
+        "$1 at $2 bytes >= $3 x c with zero loss (ratio $r, lost ${LOST[$1.$2]})"
+}
+target active_true 64 0.55
+target active_n 64 0.55
+target batch 64 0.80
+target batch 1400 0.70
+if [ -n "${MBPS[vpwn_offload]:-}" ] && [ -n "${MBPS[veth]:-}" ]; then
+    r=$(awk -v a="${MBPS[vpwn_offload]}" -v b="${MBPS[veth]}" 'BEGIN { printf "%.3f", a / b }')
+    check "$(awk -v r="$r" 'BEGIN { print (r >= 0.15) ? 1 : 0 }')" \
+        "TCP through vpwn with offloads >= 0.15 x bare veth (ratio $r)"
 fi
 for size in $SIZES; do
-    if [ -n "${LOST[active_true.$size]:-}" ]; then
-        check "$([ "${LOST[active_true.$size]}" = 0 ] && echo 1 || echo 0)" \
-            "{active, true} at $size bytes with zero loss (lost ${LOST[active_true.$size]})"
-    fi
-done
-for size in $SIZES; do
     for kind in $CASES; do
-        [ "$kind" = direct ] && continue
+        [ "$kind" = direct ] || [ "$kind" = c ] && continue
         check "$(awk -v i="${IDLE[$kind.$size]}" 'BEGIN { print (i <= 1.0) ? 1 : 0 }')" \
             "$kind at $size bytes: an idle device costs ~0% CPU (${IDLE[$kind.$size]}% over ${IDLE_SECS}s)"
     done
 done
+echo "== machine: load average $(cut -d' ' -f1-3 /proc/loadavg) after the run"
 if [ "$STRICT" = 1 ] && [ "$missed" = 1 ]; then
     exit 1
 fi
