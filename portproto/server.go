@@ -69,6 +69,8 @@ type devState struct {
 	failed    bool   // a read failed: stop polling
 	filter    *Filter
 	stats     Stats
+	relay     *relayState // getfd/1's relayed socket (relay.go), or nil
+	persisted bool        // made persistent through this port (persist command)
 }
 
 func (d *devState) wantsRead() bool { return !d.failed && (d.unlimited || d.sent < d.limit) }
@@ -94,6 +96,8 @@ type Server struct {
 	pfds       []unix.PollFd
 	polled     []*devState
 	writeError error
+	home       int  // a socket of the first network namespace (relay.go), or -1
+	entered    bool // the port entered another network namespace
 }
 
 // NewServer returns a server reading requests from in and writing frames to
@@ -106,6 +110,7 @@ func NewServer(in, out int, env Env) *Server {
 		inbuf:  make([]byte, inBufSize),
 		outbuf: make([]byte, 0, outBufCap),
 		rbuf:   make([]byte, MaxPacket),
+		home:   -1,
 	}
 }
 
@@ -125,11 +130,12 @@ func (s *Server) Serve() error {
 		s.pfds = append(s.pfds[:0], unix.PollFd{Fd: int32(s.in), Events: unix.POLLIN})
 		s.polled = s.polled[:0]
 		for _, d := range s.order {
-			if d.wantsRead() {
+			if d.wantsRead() || d.relayWantsRead() {
 				s.pfds = append(s.pfds, unix.PollFd{Fd: int32(d.Fd()), Events: unix.POLLIN})
 				s.polled = append(s.polled, d)
 			}
 		}
+		s.appendRelayPolls()
 		if _, err := device.Poll(s.pfds, -1); err != nil {
 			return err
 		}
@@ -137,9 +143,14 @@ func (s *Server) Serve() error {
 		// input processing below may close.
 		for i, d := range s.polled {
 			if s.pfds[i+1].Revents != 0 && s.devs[d.ref] == d {
-				s.readDevice(d)
+				if d.wantsRead() {
+					s.readDevice(d)
+				} else {
+					s.relayDevice(d)
+				}
 			}
 		}
+		s.serviceRelays()
 		if s.pfds[0].Revents != 0 {
 			eof, err := s.readInput()
 			if err != nil || eof {
@@ -482,6 +493,8 @@ func (s *Server) argDevice(t etf.Term) (*devState, error) {
 }
 
 func (s *Server) closeDevice(d *devState) error {
+	closeRelay(d)
+	linkDownUnlessPersisted(s, d)
 	delete(s.devs, d.ref)
 	for i, o := range s.order {
 		if o == d {

@@ -91,6 +91,15 @@ var commands = map[string]command{
 	"stats":     {1, onDevice(cmdStats)},
 	"deliver":   {2, onDevice(cmdDeliver)},
 	"offload":   {2, onDevice(cmdOffload)},
+
+	// compat.go, relay.go
+	"addr_set":     {3, onDevice(cmdAddrSet)},
+	"addr_list":    {1, onDevice(cmdAddrList)},
+	"dstaddr":      {2, onDevice(cmdDstaddr)},
+	"broadcast":    {2, onDevice(cmdBroadcast)},
+	"ioctl":        {3, onDevice(cmdIoctl)},
+	"relay_listen": {1, onDevice(cmdRelayListen)},
+	"relay_accept": {2, onDevice(cmdRelayAccept)},
 }
 
 // Commands lists the command names of the protocol table, sorted.
@@ -245,7 +254,11 @@ func cmdPersist(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	if err := s.policy.Operation("persist"); err != nil {
 		return nil, s.denied(err)
 	}
-	return ok, d.SetPersist(on)
+	if err := d.SetPersist(on); err != nil {
+		return nil, err
+	}
+	d.persisted = on
+	return ok, nil
 }
 
 func cmdOwner(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
@@ -382,7 +395,17 @@ func cmdNetns(s *Server, a []etf.Term) (etf.Term, error) {
 	if s.netns == nil {
 		return nil, unix.EPERM
 	}
-	return ok, s.netns(string(path))
+	if s.home < 0 {
+		// for relay_listen: the BEAM connects in this namespace
+		if fd, err := device.NewRendezvous(); err == nil {
+			s.home = fd
+		}
+	}
+	if err := s.netns(string(path)); err != nil {
+		return nil, err
+	}
+	s.entered = true
+	return ok, nil
 }
 
 func cmdFilter(s *Server, d *devState, a []etf.Term) (etf.Term, error) {

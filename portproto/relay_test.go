@@ -1,0 +1,149 @@
+package portproto
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tunctl/tunctl/etf"
+	"golang.org/x/sys/unix"
+)
+
+// relayTo plays the BEAM's side of the hand-over: it connects to the
+// port's address and sends nonce with fd attached.
+func relayTo(t *testing.T, name []byte, nonce []byte, fd int) int {
+	t.Helper()
+	c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	require.NoError(t, unix.Connect(c, &unix.SockaddrUnix{Name: string(name)}))
+	var oob []byte
+	if fd >= 0 {
+		oob = unix.UnixRights(fd)
+	}
+	require.NoError(t, unix.Sendmsg(c, nonce, oob, nil, 0))
+	return c
+}
+
+func seqpair(t *testing.T) [2]int {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	return [2]int{fds[0], fds[1]}
+}
+
+func recvTimeout(t *testing.T, fd int) []byte {
+	t.Helper()
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 2000)
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "nothing to read within 2s")
+	b := make([]byte, 70000)
+	n, err = unix.Read(fd, b)
+	require.NoError(t, err)
+	return b[:n]
+}
+
+func TestRelayHandOverAndTraffic(t *testing.T) {
+	h := newHarness(t)
+	h.next() // handshake
+	require.Equal(t, ok, unwrapOK(t, h.call(etf.Tuple(etf.Atom("open"), 1, []byte("r0"), etf.List(etf.Atom("tap"))))))
+	res := h.call(etf.Tuple(etf.Atom("relay_listen"), 1))
+	tu, isT := etf.TaggedTuple(res, "ok", 2)
+	require.True(t, isT, "%v", res)
+	name, _ := etf.AsBinary(tu[1])
+	require.Equal(t, byte(0), name[0])
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("ebusy")), h.call(etf.Tuple(etf.Atom("relay_listen"), 1)))
+
+	// A stranger connects first, with a wrong nonce and a descriptor of
+	// its own: it must neither win nor leave the descriptor in the port.
+	stranger := seqpair(t)
+	defer unix.Close(stranger[0])
+	sc := relayTo(t, name, []byte("0123456789abcdefXX"), stranger[1])
+	unix.Close(stranger[1])
+	defer unix.Close(sc)
+
+	pair := seqpair(t) // [0]: the user's end, [1]: the port's
+	defer unix.Close(pair[0])
+	nonce := []byte("0123456789abcdef")
+	c := relayTo(t, name, nonce, pair[1])
+	unix.Close(pair[1])
+	defer unix.Close(c)
+	assert.Equal(t, ok, h.call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+
+	// The stranger's descriptor was closed by the port: its peer sees EOF.
+	assert.Empty(t, recvTimeout(t, stranger[0]))
+
+	// device -> relay, one packet per message
+	kern := h.dev(0).peer
+	for _, p := range []string{"frame-one", "frame-two"} {
+		_, err := unix.Write(kern, []byte(p))
+		require.NoError(t, err)
+	}
+	assert.Equal(t, "frame-one", string(recvTimeout(t, pair[0])))
+	assert.Equal(t, "frame-two", string(recvTimeout(t, pair[0])))
+
+	// relay -> device
+	_, err := unix.Write(pair[0], []byte("to-the-kernel"))
+	require.NoError(t, err)
+	assert.Equal(t, "to-the-kernel", string(recvTimeout(t, kern)))
+
+	// An active owner reads first; the relay gets nothing meanwhile.
+	h.write(etf.Tuple(etf.Atom("active"), 1, true))
+	_, err = unix.Write(kern, []byte("for-the-owner"))
+	require.NoError(t, err)
+	f, isT := etf.TaggedTuple(h.next(), "tuntap", 3)
+	require.True(t, isT)
+	pkt, _ := etf.AsBinary(f[2])
+	assert.Equal(t, "for-the-owner", string(pkt))
+
+	// close: the user's end reads end-of-file
+	assert.Equal(t, ok, h.call(etf.Tuple(etf.Atom("close"), 1)))
+	assert.Empty(t, recvTimeout(t, pair[0]))
+}
+
+func TestRelayAcceptRefusals(t *testing.T) {
+	h := newHarness(t)
+	h.next()
+	unwrapOK(t, h.call(etf.Tuple(etf.Atom("open"), 1, []byte("r1"), etf.List(etf.Atom("tun")))))
+	nonce := []byte("0123456789abcdef")
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("einval")), h.call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("badarg")), h.call(etf.Tuple(etf.Atom("relay_accept"), 1, []byte("short"))))
+	res := h.call(etf.Tuple(etf.Atom("relay_listen"), 1))
+	tu, _ := etf.TaggedTuple(res, "ok", 2)
+	name, _ := etf.AsBinary(tu[1])
+	// the right nonce but no descriptor, or not a seqpacket socket
+	c1 := relayTo(t, name, nonce, -1)
+	defer unix.Close(c1)
+	dgram, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	require.NoError(t, err)
+	c2 := relayTo(t, name, nonce, dgram)
+	unix.Close(dgram)
+	defer unix.Close(c2)
+	time.Sleep(10 * time.Millisecond)
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("eacces")), h.call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	// a fresh relay_listen works after a refusal
+	_, isT := etf.TaggedTuple(h.call(etf.Tuple(etf.Atom("relay_listen"), 1)), "ok", 2)
+	assert.True(t, isT)
+}
+
+func TestIoctlWhitelist(t *testing.T) {
+	h := newHarness(t)
+	h.next()
+	unwrapOK(t, h.call(etf.Tuple(etf.Atom("open"), 1, []byte("i0"), etf.List(etf.Atom("tap")))))
+	// SIOCGIFFLAGS is not a TUN/TAP request of tuntap.hrl
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("eperm")), h.call(etf.Tuple(etf.Atom("ioctl"), 1, 0x8913, 0)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("badarg")), h.call(etf.Tuple(etf.Atom("ioctl"), 1, unix.TUNSETPERSIST, etf.Atom("x"))))
+	// the fake device runs no ioctl
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("enotsup")), h.call(etf.Tuple(etf.Atom("ioctl"), 1, unix.TUNSETPERSIST, 1)))
+}
+
+func unwrapOK(t *testing.T, res etf.Term) etf.Term {
+	t.Helper()
+	if a, isA := etf.AsAtom(res); isA && a == "ok" {
+		return ok
+	}
+	_, isT := etf.TaggedTuple(res, "ok", 2)
+	require.True(t, isT, "%v", res)
+	return ok
+}
