@@ -63,7 +63,14 @@ commands() ->
         {filter, 2},
         {stats, 1},
         {deliver, 2},
-        {offload, 2}
+        {offload, 2},
+        {addr_set, 3},
+        {addr_list, 1},
+        {dstaddr, 2},
+        {broadcast, 2},
+        {ioctl, 3},
+        {relay_listen, 1},
+        {relay_accept, 2}
     ].
 
 %%--------------------------------------------------------------------
