@@ -133,22 +133,28 @@ func (s *Server) serviceRelays() {
 			r.blocked = false
 		}
 		if ev&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
-			s.relayToDevice(d)
+			s.relayToDevice(d, ev&(unix.POLLHUP|unix.POLLERR) != 0)
 		}
 	}
 }
 
 // relayToDevice writes up to readBurst messages from the relay to the
-// device, one write(2) each. End-of-file or an error ends the relay.
-func (s *Server) relayToDevice(d *devState) {
+// device, one write(2) each. End-of-file or an error ends the relay. The
+// socket's file description is shared with the BEAM, which may clear
+// O_NONBLOCK on it: every call says MSG_DONTWAIT instead.
+func (s *Server) relayToDevice(d *devState, hup bool) {
 	for i := 0; i < readBurst; i++ {
-		n, err := device.ReadFd(d.relay.fd, s.rbuf)
+		n, _, err := unix.Recvfrom(d.relay.fd, s.rbuf, unix.MSG_DONTWAIT)
 		switch {
+		case err == unix.EINTR:
+			continue
 		case err == unix.EAGAIN:
 			return
-		case err != nil || n == 0:
+		case err != nil || (n == 0 && hup):
 			closeRelay(d)
 			return
+		case n == 0:
+			continue // an empty message: nothing a device takes
 		}
 		if _, err := d.Write(s.rbuf[:n]); err != nil {
 			d.stats.TxErrors++

@@ -22,4 +22,5 @@ init([]) ->
         type => worker,
         modules => [tunctl_registry]
     },
-    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Registry]}}.
+    Fds = Registry#{id => tunctl_fds, start => {tunctl_fds, start_link, []}, modules => [tunctl_fds]},
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 10}, [Registry, Fds]}}.

@@ -1,0 +1,244 @@
+%% @private
+%% @doc The descriptors `tuncer:getfd/1' gives out, and their keeper.
+%%
+%% A descriptor is one end (`User') of an `AF_UNIX' `SOCK_SEQPACKET' pair
+%% this node makes with the `socket' module; the other end (`Peer') is
+%% handed to the device's port, which relays: one packet per message each
+%% way (doc/design.md, "getfd/1: a relayed socket"). The BEAM never holds
+%% the TUN descriptor.
+%%
+%% The hand-over (`open/3'): the port listens on a fresh random abstract
+%% address and tells its name over its pipe (`relay_listen'); this node
+%% connects to it and sends a nonce read from `/dev/urandom' with `Peer'
+%% attached, then sends the same nonce over the pipe (`relay_accept'): the
+%% port takes the descriptor only from the connection that carried the
+%% nonce, so a local user connecting to the address gets nothing, and this
+%% node only ever connects to an address the port bound before naming it.
+%% Nothing is received from the outside: the VM's descriptor table gets
+%% only the sockets it made itself.
+%%
+%% This process owns every `User' socket (a `socket' is closed when its
+%% owner exits, and the device process may exit while a port opened on
+%% the descriptor still uses it). When the device process is gone, the
+%% port has closed its end, `User' reads end-of-file, and a port opened on
+%% it with `open_port({fd, Fd, Fd}, _)' closes; the socket is then closed
+%% here, once no port of the node is still open on the descriptor
+%% (checked by the port's name, `"Fd/Fd"'), so the number cannot be reused
+%% under a live port. So each device holds at most one descriptor, and only
+%% while it exists (or a port still uses it).
+-module(tunctl_fds).
+-behaviour(gen_server).
+
+-export([start_link/0, open/3, lookup/1, held/0]).
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+
+-define(TAB, ?MODULE).
+-define(RETRY, 500).
+-define(TIMEOUT, 5000).
+%% Send and receive buffers of the user's end (capped by the kernel).
+-define(SOCKBUF, 4194304).
+
+-type fd() :: non_neg_integer().
+-export_type([fd/0]).
+
+-spec start_link() -> {ok, pid()} | ignore | {error, term()}.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% @doc Make a descriptor for the device process `Dev' (the caller) and
+%% hand its peer to the port: `Listen()' asks the port to listen and
+%% returns `{ok, Name}'; `Accept(Nonce)' asks it to take the descriptor.
+-spec open(pid(), fun(() -> {ok, binary()} | {error, term()}), fun((binary()) -> ok | {error, term()})) ->
+    {ok, fd()} | {error, term()}.
+open(Dev, Listen, Accept) ->
+    case Listen() of
+        {ok, Name} when is_binary(Name) ->
+            case pair() of
+                {ok, User, Peer} ->
+                    Result = hand_over(Name, Peer, Accept),
+                    _ = socket:close(Peer),
+                    adopt(Result, User, Dev);
+                {error, _} = Error ->
+                    Error
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc The device process a descriptor from `open/3' belongs to.
+-spec lookup(term()) -> {ok, pid()} | {error, ebadf}.
+lookup(Fd) when is_integer(Fd) ->
+    try ets:lookup(?TAB, Fd) of
+        [{Fd, Dev}] -> {ok, Dev};
+        [] -> {error, ebadf}
+    catch
+        error:badarg -> {error, ebadf}
+    end;
+lookup(_) ->
+    {error, ebadf}.
+
+%% @doc The descriptors this node holds for `getfd/1', after closing those
+%% that can be closed now.
+-spec held() -> [fd()].
+held() ->
+    gen_server:call(?MODULE, held).
+
+%%--------------------------------------------------------------------
+%%% The pair and the hand-over
+%%--------------------------------------------------------------------
+
+% A connected SOCK_SEQPACKET pair, through a listening socket at a random
+% abstract address that is closed at once.
+pair() ->
+    Addr = #{family => local, path => <<0, "tunctl-vm-", (hex(random()))/binary>>},
+    with_socket(fun(L) ->
+        ok = ok(socket:bind(L, Addr)),
+        ok = ok(socket:listen(L, 1)),
+        {ok, User} = ok(socket:open(local, seqpacket, default)),
+        try
+            ok = ok(socket:connect(User, Addr)),
+            {ok, Peer} = ok(socket:accept(L, ?TIMEOUT)),
+            _ = [socket:setopt(User, {socket, O}, ?SOCKBUF) || O <- [sndbuf, rcvbuf]],
+            {ok, User, Peer}
+        catch
+            throw:{error, _} = Error ->
+                _ = socket:close(User),
+                throw(Error)
+        end
+    end).
+
+hand_over(Name, Peer, Accept) ->
+    Nonce = random(),
+    Sent = with_socket(fun(S) ->
+        {ok, PeerFd} = ok(socket:getopt(Peer, otp, fd)),
+        ok = ok(socket:connect(S, #{family => local, path => Name})),
+        Ctrl = [#{level => socket, type => rights, data => <<PeerFd:32/native>>}],
+        ok(socket:sendmsg(S, #{iov => [Nonce], ctrl => Ctrl}, ?TIMEOUT))
+    end),
+    case Sent of
+        ok -> Accept(Nonce);
+        {error, _} = Error -> Error
+    end.
+
+% Run Fun with a fresh socket, closed afterwards; {error, _} on failure.
+with_socket(Fun) ->
+    case socket:open(local, seqpacket, default) of
+        {ok, S} ->
+            try
+                Fun(S)
+            catch
+                throw:{error, _} = Error -> Error
+            after
+                socket:close(S)
+            end;
+        {error, _} = Error ->
+            Error
+    end.
+
+ok(ok) -> ok;
+ok({ok, _} = Ok) -> Ok;
+ok({error, _} = Error) -> throw(Error).
+
+adopt(ok, User, Dev) ->
+    ok = socket:setopt(User, otp, controlling_process, whereis(?MODULE)),
+    gen_server:call(?MODULE, {adopt, User, Dev});
+adopt({error, _} = Error, User, _Dev) ->
+    _ = socket:close(User),
+    Error.
+
+random() ->
+    {ok, F} = file:open("/dev/urandom", [read, raw, binary]),
+    try
+        {ok, B} = file:read(F, 16),
+        B
+    after
+        file:close(F)
+    end.
+
+hex(Bin) ->
+    <<<<(integer_to_binary(N, 16))/binary>> || <<N:4>> <= Bin>>.
+
+%%--------------------------------------------------------------------
+%%% Keeper
+%%--------------------------------------------------------------------
+
+-record(keeper, {
+    % descriptor => {socket, device process}
+    open = #{} :: #{fd() => {socket:socket(), pid()}},
+    % descriptors of devices that are gone, still used by a port
+    closing = #{} :: #{fd() => socket:socket()}
+}).
+
+%% @private
+-spec init([]) -> {ok, #keeper{}}.
+init([]) ->
+    ?TAB = ets:new(?TAB, [named_table, protected, set, {read_concurrency, true}]),
+    {ok, #keeper{}}.
+
+%% @private
+-spec handle_call(term(), gen_server:from(), #keeper{}) -> {reply, term(), #keeper{}}.
+handle_call({adopt, User, Dev}, _From, #keeper{open = Open} = K) ->
+    {ok, Fd} = socket:getopt(User, otp, fd),
+    _ = erlang:monitor(process, Dev),
+    true = ets:insert(?TAB, {Fd, Dev}),
+    {reply, {ok, Fd}, K#keeper{open = Open#{Fd => {User, Dev}}}};
+handle_call(held, _From, K0) ->
+    K = reap(K0),
+    {reply, lists:sort(maps:keys(K#keeper.open) ++ maps:keys(K#keeper.closing)), K};
+handle_call(_Request, _From, K) ->
+    {reply, {error, badarg}, K}.
+
+%% @private
+-spec handle_cast(term(), #keeper{}) -> {noreply, #keeper{}}.
+handle_cast(_Msg, K) ->
+    {noreply, K}.
+
+%% @private
+-spec handle_info(term(), #keeper{}) -> {noreply, #keeper{}}.
+handle_info({'DOWN', _, process, Dev, _}, #keeper{open = Open, closing = Closing} = K) ->
+    Gone = maps:map(fun(_, {S, _}) -> S end, maps:filter(fun(_, {_, D}) -> D =:= Dev end, Open)),
+    _ = [ets:delete(?TAB, Fd) || Fd <- maps:keys(Gone)],
+    {noreply, reap(K#keeper{open = maps:without(maps:keys(Gone), Open), closing = maps:merge(Closing, Gone)})};
+handle_info(reap, K) ->
+    {noreply, reap(K)};
+handle_info(_Info, K) ->
+    {noreply, K}.
+
+% Close the descriptors of gone devices that no port uses; try again later
+% for the others.
+reap(#keeper{closing = Closing} = K) when map_size(Closing) =:= 0 ->
+    K;
+reap(#keeper{closing = Closing} = K) ->
+    InUse = ports_fds(),
+    {Busy, Free} = maps:fold(
+        fun(Fd, S, {B, F}) ->
+            case lists:member(Fd, InUse) of
+                true -> {B#{Fd => S}, F};
+                false -> {B, [S | F]}
+            end
+        end,
+        {#{}, []},
+        Closing
+    ),
+    _ = [socket:close(S) || S <- Free],
+    _ = map_size(Busy) > 0 andalso erlang:send_after(?RETRY, self(), reap),
+    K#keeper{closing = Busy}.
+
+% The descriptors the node's {fd, In, Out} ports use (their name is
+% "In/Out").
+ports_fds() ->
+    lists:append([fd_port(erlang:port_info(P, name)) || P <- erlang:ports()]).
+
+fd_port({name, Name}) ->
+    case string:split(Name, "/") of
+        [In, Out] ->
+            try
+                [list_to_integer(In), list_to_integer(Out)]
+            catch
+                error:badarg -> []
+            end;
+        _ ->
+            []
+    end;
+fd_port(_) ->
+    [].
