@@ -36,16 +36,39 @@
 %% is full, as on any congested link) instead of in the remote node's memory.
 %% The device is re-armed by the credit the peer sends back
 %% (`tuncer:setopt(Dev, {active, K})' adds `K' to the counter).
+%%
+%% == Offloads and batches ==
+%%
+%% When both ends' `tunctl' support them (`features/0'), the tunnel by
+%% default
+%% <ul>
+%% <li>creates its devices with `vnet_hdr' and
+%%     `{offload, [csum, tso4, tso6, tso_ecn]}': the kernel hands over TCP
+%%     segments of up to 64 KiB (GSO super-packets) with partial checksums,
+%%     each behind its `virtio_net_hdr', and the other end's kernel accepts
+%%     them as they are. A TCP stream then costs one message per ~64 KiB
+%%     instead of one per 1500 bytes, whatever the MTU;</li>
+%% <li>reads with `{deliver, batch}' and writes with `tuncer:sendv/2':
+%%     all the packets ready at once travel as one message.</li>
+%% </ul>
+%% `{offload, false}' and `{deliver, packet}' turn them off (the tunnel is
+%% then msantos/tunctl's example, packet by packet). Credit in
+%% `{active, N}' mode counts packets either way.
 -module(vpwn).
 
--export([start/3, start/4, stop/1, stats/1, devname/1]).
+-export([start/3, start/4, stop/1, stats/1, devname/1, features/0]).
 %% spawned on the remote node
 -export([remote/4]).
 
 -define(TIMEOUT, 15000).
 
 -type ip() :: inet:ip4_address() | string().
--type option() :: {active, true | pos_integer()} | {devname, iodata()} | {mtu, pos_integer()}.
+-type option() ::
+    {active, true | pos_integer()}
+    | {devname, iodata()}
+    | {mtu, pos_integer()}
+    | {offload, boolean()}
+    | {deliver, packet | batch}.
 
 -export_type([option/0]).
 
@@ -56,7 +79,9 @@
     mode :: true | pos_integer(),
     % packets written to the device and not yet credited back to the peer
     unacked = 0 :: non_neg_integer(),
-    stats = #{} :: #{atom() => integer()}
+    stats = #{} :: #{atom() => integer()},
+    % the negotiated options
+    opts = [] :: [option()]
 }).
 
 %% @doc Start a tunnel to `Node' with the default `{active, true}' mode.
@@ -72,16 +97,19 @@ start(Node, LocalIP, RemoteIP) ->
 %%
 %% Options: `{active, true | N}' (see the module doc; `N' in 1..32767),
 %% `{devname, Name}' (both devices, default: the kernel picks `tunN'),
-%% `{mtu, MTU}'. Anything else raises `badarg'.
+%% `{mtu, MTU}', `{offload, Bool}' and `{deliver, packet | batch}' (both
+%% default to on when both ends support them, see the module doc).
+%% Anything else raises `badarg'.
 -spec start(node(), ip(), ip(), [option()]) -> {ok, pid()} | {error, term()}.
-start(Node, LocalIP, RemoteIP, Opts) when is_atom(Node), is_list(Opts) ->
-    lists:all(fun valid/1, Opts) orelse erlang:error(badarg, [Node, LocalIP, RemoteIP, Opts]),
+start(Node, LocalIP, RemoteIP, Opts0) when is_atom(Node), is_list(Opts0) ->
+    lists:all(fun valid/1, Opts0) orelse erlang:error(badarg, [Node, LocalIP, RemoteIP, Opts0]),
     Local = address(LocalIP),
     Remote = address(RemoteIP),
     Parent = self(),
     case net_adm:ping(Node) of
         pong ->
             ok = ensure_loaded(Node),
+            Opts = negotiate(Opts0, rpc:call(Node, ?MODULE, features, [], ?TIMEOUT)),
             Pid = spawn_link(fun() -> local(Parent, Node, Local, Remote, Opts) end),
             receive
                 {Pid, Reply} -> Reply
@@ -107,6 +135,17 @@ stop(Pid) -> call(Pid, stop).
 %% `devname', `mode' and `peer' (the other end's pid).
 -spec stats(pid()) -> #{atom() => term()}.
 stats(Pid) -> call(Pid, stats).
+
+%% @doc What this node's `tunctl' offers the tunnel: `batch' (batch
+%% delivery and `tuncer:sendv/2') and `offload' (`vnet_hdr' devices with
+%% TUNSETOFFLOAD).
+-spec features() -> [batch | offload].
+features() ->
+    {module, tuncer} = code:ensure_loaded(tuncer),
+    case erlang:function_exported(tuncer, sendv, 2) of
+        true -> [batch, offload];
+        false -> []
+    end.
 
 %% @doc The name of this end's device.
 -spec devname(pid()) -> binary().
@@ -168,9 +207,30 @@ remote(Peer, Local, Remote, Opts) ->
             ok
     end.
 
+% Both ends use what both support, unless told not to.
+negotiate(Opts, RemoteFeatures) ->
+    Both = [F || F <- features(), is_list(RemoteFeatures), lists:member(F, RemoteFeatures)],
+    Offload = proplists:get_value(offload, Opts, true) andalso lists:member(offload, Both),
+    Deliver =
+        case proplists:get_value(deliver, Opts, batch) =:= batch andalso lists:member(batch, Both) of
+            true -> batch;
+            false -> packet
+        end,
+    [{offload, Offload}, {deliver, Deliver} | [O || {K, _} = O <- Opts, K =/= offload, K =/= deliver]].
+
 device(Local, Remote, Opts) ->
     Name = proplists:get_value(devname, Opts, <<>>),
-    case tuncer:create(Name, [tun, no_pi, {active, false}]) of
+    Offload =
+        case proplists:get_value(offload, Opts, false) of
+            true -> [vnet_hdr, {offload, [csum, tso4, tso6, tso_ecn]}];
+            false -> []
+        end,
+    Deliver =
+        case proplists:get_value(deliver, Opts, packet) of
+            batch -> [{deliver, batch}];
+            packet -> []
+        end,
+    case tuncer:create(Name, [tun, no_pi, {active, false}] ++ Offload ++ Deliver) of
         {ok, Dev} ->
             % a /32 address with the other end as its point-to-point peer
             Steps = [
@@ -214,16 +274,23 @@ run(Dev, Peer, Opts) ->
         errors => 0,
         max_queue => 0
     },
-    loop(#st{dev = Dev, peer = Peer, mode = Mode, stats = Stats}).
+    loop(#st{dev = Dev, peer = Peer, mode = Mode, stats = Stats, opts = Opts}).
 
 loop(#st{dev = Dev, peer = Peer} = St) ->
     receive
         {tuntap, Dev, Packet} ->
             Peer ! {vpwn, self(), Packet},
             loop(bump(to_peer, 1, St));
+        {tuntap_batch, Dev, Packets} ->
+            Peer ! {vpwn_batch, self(), Packets},
+            loop(bump(to_peer, length(Packets), St));
         {vpwn, Peer, Packet} ->
             ok = tuncer:send(Dev, Packet),
-            loop(credit(queue_len(bump(from_peer, 1, St))));
+            loop(credit(1, queue_len(bump(from_peer, 1, St))));
+        {vpwn_batch, Peer, Packets} ->
+            ok = tuncer:sendv(Dev, Packets),
+            K = length(Packets),
+            loop(credit(K, queue_len(bump(from_peer, K, St))));
         {vpwn_credit, Peer, K} ->
             ok = tuncer:setopt(Dev, {active, K}),
             loop(bump(credit_in, K, St));
@@ -232,7 +299,9 @@ loop(#st{dev = Dev, peer = Peer} = St) ->
         {tuntap_error, Dev, _Posix} ->
             loop(bump(errors, 1, St));
         {vpwn_call, From, Ref, stats} ->
-            From ! {Ref, (St#st.stats)#{devname => tuncer:devname(Dev), mode => mode(St), peer => Peer}},
+            From ! {Ref, (St#st.stats)#{devname => tuncer:devname(Dev), mode => mode(St), peer => Peer,
+                                        offload => proplists:get_value(offload, St#st.opts),
+                                        deliver => proplists:get_value(deliver, St#st.opts)}},
             loop(St);
         {vpwn_call, From, Ref, devname} ->
             From ! {Ref, tuncer:devname(Dev)},
@@ -267,11 +336,11 @@ loop(#st{dev = Dev, peer = Peer} = St) ->
 % written. The synchronous call is a barrier: the tuncer process has handed
 % every earlier send/2 to the port when it returns, so what is credited is
 % no longer in any mailbox of this node.
-credit(#st{mode = true} = St) ->
+credit(_K, #st{mode = true} = St) ->
     St;
-credit(#st{mode = W, unacked = U, dev = Dev, peer = Peer} = St) ->
+credit(K, #st{mode = W, unacked = U, dev = Dev, peer = Peer} = St) ->
     Threshold = max(1, W div 2),
-    case U + 1 of
+    case U + K of
         N when N >= Threshold ->
             _ = tuncer:getfd(Dev),
             Peer ! {vpwn_credit, self(), N},
@@ -301,6 +370,8 @@ valid({active, true}) -> true;
 valid({active, N}) -> is_integer(N) andalso N > 0 andalso N =< 32767;
 valid({devname, Name}) -> is_binary(Name) orelse is_list(Name);
 valid({mtu, MTU}) -> is_integer(MTU) andalso MTU > 0;
+valid({offload, B}) -> is_boolean(B);
+valid({deliver, D}) -> D =:= packet orelse D =:= batch;
 valid(_) -> false.
 
 address({_, _, _, _} = IP) ->

@@ -18,10 +18,11 @@
 %% '''
 -module(vpwn_lab).
 
--export([setup/1, teardown/1, sweep/1, alive/1, tunnel/2, untunnel/1, ping/2, transfer/2, flood/3, stats/1]).
+-export([setup/1, teardown/1, sweep/1, alive/1, tunnel/2, untunnel/1, ping/2, transfer/2, flood/3, stats/1,
+         iperf/3]).
 %% run on the lab's nodes
 -export([hold/4, release/1, sink/2, sink_result/1, send_data/4, freeze/2, udp_sink/2, udp_count/1,
-         udp_flood/5]).
+         udp_flood/5, wait_listen/2]).
 
 -define(UNDER_A, {198, 18, 100, 1}).
 -define(UNDER_B, {198, 18, 100, 2}).
@@ -29,6 +30,7 @@
 -define(TUN_B, {198, 18, 200, 2}).
 -define(TCP_PORT, 5001).
 -define(UDP_PORT, 5002).
+-define(IPERF_PORT, 5201).
 
 -type lab() :: #{atom() => term()}.
 
@@ -154,6 +156,40 @@ transfer(#{a := A, b := B}, Bytes) ->
         sha256_received => Received,
         match => Sent =:= Received andalso RBytes =:= Bytes
     }.
+
+%% @doc Run iperf3 (TCP, `Secs' seconds) from node a to a one-off iperf3
+%% server in node b: through the tunnel (`tunnel', 198.18.200.1 to .2) or
+%% over the bare veth (`veth', 198.18.100.1 to .2). Returns the receiver's
+%% throughput in Mbit/s, or `{error, Output}'. Both iperf3 processes are
+%% bounded: the server serves one test (`-1') and is killed by PID if it is
+%% still there afterwards.
+-spec iperf(lab(), tunnel | veth, pos_integer()) -> {ok, float()} | {error, term()}.
+iperf(#{a := A, b := B, ns_b := NsB}, Path, Secs) ->
+    {From, To} =
+        case Path of
+            tunnel -> {?TUN_A, ?TUN_B};
+            veth -> {?UNDER_A, ?UNDER_B}
+        end,
+    Pidfile = "/tmp/vpwn_lab_iperf3." ++ NsB ++ ".pid",
+    _ = peer:call(B, os, cmd, [lists:flatten(io_lib:format("iperf3 -s -1 -D -B ~s -p ~b --pidfile ~s",
+                                                             [ntoa(To), ?IPERF_PORT, Pidfile]))]),
+    ok = peer:call(B, ?MODULE, wait_listen, [?IPERF_PORT, 5000]),
+    Cmd = lists:flatten(io_lib:format("timeout ~b iperf3 -c ~s -B ~s -p ~b -t ~b -f m 2>&1",
+                                      [Secs + 20, ntoa(To), ntoa(From), ?IPERF_PORT, Secs])),
+    Out = peer:call(A, os, cmd, [Cmd], (Secs + 30) * 1000),
+    _ = os:cmd("kill $(cat " ++ Pidfile ++ ") 2>/dev/null; rm -f " ++ Pidfile),
+    case re:run(Out, "([0-9.]+) Mbits/sec.*receiver", [{capture, all_but_first, list}]) of
+        {match, [Mbps]} -> {ok, to_float(Mbps)};
+        nomatch -> {error, Out}
+    end.
+
+%% @private Wait until something listens on TCP port `Port' here.
+wait_listen(Port, Ms) ->
+    Hex = lists:flatten(io_lib:format(":~4.16.0B ", [Port])),
+    wait(fun() ->
+        {ok, Tcp} = file:read_file("/proc/net/tcp"),
+        binary:match(Tcp, list_to_binary(Hex)) =/= nomatch
+    end, Ms).
 
 %% @doc Suspend b's end of the tunnel for `Ms' milliseconds while node a
 %% sends `Count' UDP datagrams through the tunnel as fast as it can; report
