@@ -39,9 +39,6 @@
 %% that reason, one that traps exits receives
 %% `{'EXIT', Dev, {tunctl_port_exit, Status}}'.
 -module(tuncer).
--behaviour(gen_server).
-
--include_lib("kernel/include/logger.hrl").
 
 -export([
     create/0, create/1, create/2,
@@ -69,22 +66,9 @@
     setopt/2
 ]).
 
--export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
-
 %% 65535 + packet information (4) + virtio-net header (12).
 -define(MAX_PACKET, 65551).
 -define(READ_SIZE, 65551).
-%% A port that does not answer within this time is considered hung.
--define(CALL_TIMEOUT, 10000).
--define(START_TIMEOUT, 20000).
--define(CLOSE_TIMEOUT, 2000).
-%% {active, N}: at most WINDOW packets are granted to the port at a time,
-%% topped up when fewer than LOW_WATER are outstanding.
--define(WINDOW, 256).
-%% send/2: up to this many packets already queued in the mailbox leave in
-%% one frame (one port_command, one pipe write; still one write(2) each).
--define(SEND_BATCH, 64).
--define(LOW_WATER, 128).
 
 -type dev() :: pid().
 -type handle() :: tunctl_registry:handle().
@@ -123,34 +107,9 @@
     csum_offset := 0..65535
 }.
 -type header() :: #{flags => 0..65535, proto => 0..65535, vnet => vnet_hdr()}.
-% A configuration step, a port command without its Ref.
--type step() :: tunctl_opts:step().
 
 -export_type([dev/0, handle/0, option/0, active/0, ip/0, mask/0, rule/0, stats/0, header/0, vnet_hdr/0]).
 
--record(state, {
-    owner :: pid(),
-    port :: port() | undefined,
-    ref :: handle(),
-    dev :: binary(),
-    flags :: non_neg_integer(),
-    % true | false | once | remaining count
-    active = false :: boolean() | once | pos_integer(),
-    % {tuntap, Ref, _} frames received from the port
-    received = 0 :: non_neg_integer(),
-    % the last {active, Ref, Limit} sent (a new device starts passive)
-    limit = 0 :: tunctl_proto:limit(),
-    % packets received but not delivered
-    queue = queue:new() :: queue:queue(binary()),
-    % recv/3 callers waiting for a packet: {Key, From, Size}
-    waiters = [] :: [{reference(), gen_server:from(), pos_integer()}],
-    % controlling_process/2 in progress: deliveries are held
-    hold = false :: false | reference(),
-    id = 1 :: non_neg_integer(),
-    pending = #{} :: #{non_neg_integer() => {gen_server:from(), term()}},
-    % addresses configured through this process, newest first
-    addrs = [] :: [{binary(), 0..128}]
-}).
 
 %%--------------------------------------------------------------------
 %%% API
@@ -220,7 +179,7 @@ create(Name) ->
 -spec create(iodata(), [option()]) -> {ok, dev()} | {error, term()}.
 create(Name, Options) when is_list(Options) ->
     case tunctl_opts:create_args(Name, Options) of
-        {ok, Args} -> start(Args);
+        {ok, Args} -> tunctl_device:start(Args);
         {error, _} = Error -> Error
     end;
 create(_, _) ->
@@ -328,7 +287,7 @@ write(Handle, Data) when is_integer(Handle) ->
 send(Dev, Data) when is_pid(Dev) ->
     case tunctl_opts:packet_size(Data) of
         N when N > ?MAX_PACKET -> {error, emsgsize};
-        Size -> gen_server:cast(Dev, {send, Size, Data})
+        Size -> tunctl_device:send(Dev, Size, Data)
     end;
 send(_, _) ->
     erlang:error(badarg).
@@ -355,11 +314,11 @@ recv(Dev, Size) when is_pid(Dev), is_integer(Size), Size > 0 ->
 %% '''
 -spec recv(dev(), pos_integer(), timeout()) -> {ok, binary()} | {error, posix() | timeout}.
 recv(Dev, Size, infinity) when is_pid(Dev), is_integer(Size), Size > 0 ->
-    gen_server:call(Dev, {recv, Size, infinity}, infinity);
+    tunctl_device:call(Dev, {recv, Size, infinity}, infinity);
 recv(Dev, Size, Timeout) when
     is_pid(Dev), is_integer(Size), Size > 0, is_integer(Timeout), Timeout >= 0
 ->
-    gen_server:call(Dev, {recv, Size, Timeout}, Timeout + ?CALL_TIMEOUT).
+    tunctl_device:call(Dev, {recv, Size, Timeout}, Timeout).
 
 %% @doc Set an option: `{active, true | false | once | N}'.
 %%
@@ -395,7 +354,7 @@ controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
             Error;
         {hold, Hold} ->
             ok = flush_events(Dev, Pid),
-            gen_server:cast(Dev, {release, Hold})
+            tunctl_device:release(Dev, Hold)
     end.
 
 %% @doc Assign an address and bring the link up: IPv4 as `/32' with the
@@ -617,410 +576,11 @@ header(Packet, Options) when is_binary(Packet), is_list(Options) ->
     tunctl_opts:header(Packet, Options).
 
 %%--------------------------------------------------------------------
-%%% Callbacks
-%%--------------------------------------------------------------------
-
-%% @private
--spec init({pid(), {binary(), [flag()], active(), binary() | undefined, [step()]}}) ->
-    {ok, #state{}} | {stop, {shutdown, term()}}.
-init({Owner, {Ifname, Flags, Active, Netns, Steps}}) ->
-    process_flag(trap_exit, true),
-    {ok, Ref} = tunctl_registry:alloc(self()),
-    case open(Ref, Ifname, Flags, Netns, Steps) of
-        {ok, Port, {Dev, FlagsInt}, Id} ->
-            true = link(Owner),
-            State0 = #state{owner = Owner, port = Port, ref = Ref, dev = Dev, flags = FlagsInt, id = Id},
-            State = lists:foldl(fun configured/2, State0, Steps),
-            {ok, set_active(Active, State)};
-        {error, Reason} ->
-            ok = tunctl_registry:free(Ref),
-            % {shutdown, _}: create/0,1,2 returns the error without a crash report
-            {stop, {shutdown, Reason}}
-    end.
-
-%% @private
--spec handle_call(term(), gen_server:from(), #state{}) ->
-    {reply, term(), #state{}} | {noreply, #state{}} | {stop, normal, ok, #state{}}.
-handle_call(devname, _From, #state{dev = Dev} = State) ->
-    {reply, Dev, State};
-handle_call(flags, _From, #state{flags = Flags} = State) ->
-    {reply, Flags, State};
-handle_call(getfd, _From, #state{ref = Ref} = State) ->
-    {reply, Ref, State};
-handle_call({addr, Bits}, _From, #state{addrs = Addrs} = State) ->
-    case [A || {Addr, _} = A <- Addrs, bit_size(Addr) =:= Bits] of
-        [Newest | _] -> {reply, {ok, Newest}, State};
-        [] -> {reply, {error, eaddrnotavail}, State}
-    end;
-handle_call({prefix, Addr}, _From, #state{addrs = Addrs} = State) ->
-    case lists:keyfind(Addr, 1, Addrs) of
-        {Addr, Len} -> {reply, {ok, Len}, State};
-        false -> {reply, {error, eaddrnotavail}, State}
-    end;
-handle_call(destroy, _From, State) ->
-    {stop, normal, ok, State};
-handle_call({port, Cmd}, From, #state{ref = Ref} = State) ->
-    {noreply, port_request(erlang:insert_element(2, Cmd, Ref), From, Cmd, State)};
-handle_call({active, A}, _From, State) ->
-    {reply, ok, set_active(A, State)};
-handle_call({recv, _}, _From, #state{active = A} = State) when A =/= false ->
-    {reply, {error, einval}, State};
-handle_call({recv, Size}, From, #state{ref = Ref} = State) ->
-    case queue:out(State#state.queue) of
-        {{value, Packet}, Queue} ->
-            {reply, {ok, truncate(Packet, Size)}, State#state{queue = Queue}};
-        {empty, _} ->
-            {noreply, port_request({read, Ref, Size}, From, {read, Size}, State)}
-    end;
-handle_call({recv, _, _}, _From, #state{active = A} = State) when A =/= false ->
-    {reply, {error, einval}, State};
-handle_call({recv, Size, Timeout}, From, #state{waiters = Waiters} = State) ->
-    case queue:out(State#state.queue) of
-        {{value, Packet}, Queue} ->
-            {reply, {ok, truncate(Packet, Size)}, State#state{queue = Queue}};
-        {empty, _} ->
-            Key = recv_timer(Timeout),
-            {noreply, credit(State#state{waiters = Waiters ++ [{Key, From, Size}]})}
-    end;
-handle_call({controlling_process, Owner}, _From, #state{owner = Owner} = State) ->
-    {reply, ok, State};
-handle_call({controlling_process, Pid}, {Owner, _}, #state{owner = Owner} = State) ->
-    true = unlink(Owner),
-    true = link(Pid),
-    % hold deliveries while the old owner moves its mailbox
-    Hold = erlang:monitor(process, Owner),
-    {reply, {hold, Hold}, credit(State#state{owner = Pid, hold = Hold})};
-handle_call({controlling_process, _}, _From, State) ->
-    {reply, {error, not_owner}, State};
-handle_call(_Request, _From, State) ->
-    {reply, {error, badarg}, State}.
-
-%% @private
--spec handle_cast(term(), #state{}) -> {noreply, #state{}}.
-handle_cast({send, Size, Data}, #state{port = Port, ref = Ref} = State) ->
-    Frame =
-        case queued_sends(?SEND_BATCH - 1) of
-            [] -> tunctl_proto:send(Ref, Size, Data);
-            More -> tunctl_proto:sendv(Ref, [{Size, Data} | More])
-        end,
-    true = tunctl_proto:command(Port, Frame),
-    {noreply, State};
-handle_cast({release, Hold}, #state{hold = Hold} = State) ->
-    {noreply, release(State)};
-handle_cast(_Msg, State) ->
-    {noreply, State}.
-
-%% @private
--spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
-handle_info({Port, {data, Frame}}, #state{port = Port} = State) ->
-    {noreply, frame(tunctl_proto:decode(Frame), State)};
-handle_info({Port, {exit_status, Status}}, #state{port = Port} = State) ->
-    {stop, {tunctl_port_exit, Status}, State#state{port = undefined}};
-handle_info({'EXIT', Port, Reason}, #state{port = Port} = State) ->
-    {stop, {tunctl_port_exit, Reason}, State#state{port = undefined}};
-handle_info({'EXIT', Owner, _}, #state{owner = Owner} = State) ->
-    {stop, normal, State};
-handle_info({timeout, Key, recv}, #state{waiters = Waiters} = State) ->
-    case lists:keytake(Key, 1, Waiters) of
-        {value, {Key, From, _}, Rest} ->
-            gen_server:reply(From, {error, timeout}),
-            {noreply, credit(State#state{waiters = Rest})};
-        false ->
-            {noreply, State}
-    end;
-handle_info({'DOWN', Hold, process, _, _}, #state{hold = Hold} = State) ->
-    {noreply, release(State)};
-handle_info(_Info, State) ->
-    {noreply, State}.
-
-%% @private
--spec terminate(term(), #state{}) -> ok.
-terminate(_Reason, #state{port = Port, ref = Ref} = State) ->
-    ok = close(Port, Ref, State#state.id),
-    Reply = {error, ebadf},
-    _ = [gen_server:reply(From, Reply) || {From, _} <- maps:values(State#state.pending)],
-    _ = [gen_server:reply(From, Reply) || {_, From, _} <- State#state.waiters],
-    tunctl_registry:free(Ref).
-
-%%--------------------------------------------------------------------
-%%% Port
-%%--------------------------------------------------------------------
-
-% Start the port, enter the namespace, open the device and configure it,
-% waiting for each answer. Any failure closes the device and the port.
-open(Ref, Ifname, Flags, Netns, Steps) ->
-    case tunctl_proto:open(port_args(Netns)) of
-        {ok, Port, _Caps} ->
-            case setup(Port, Ref, Ifname, Flags, Netns, Steps) of
-                {ok, Dev, Id} ->
-                    {ok, Port, Dev, Id};
-                {error, _} = Error ->
-                    ok = tunctl_proto:close(Port),
-                    Error
-            end;
-        {error, _} = Error ->
-            Error
-    end.
-
-port_args(undefined) -> [];
-port_args(_) -> ["-allow-netns"].
-
-setup(Port, Ref, Ifname, Flags, Netns, Steps) ->
-    case enter(Port, Netns) of
-        ok ->
-            case request(Port, 1, {open, Ref, Ifname, Flags}) of
-                {ok, {Dev, FlagsInt}} when is_binary(Dev), is_integer(FlagsInt) ->
-                    case run_steps(Port, Ref, 2, Steps) of
-                        {ok, Id} ->
-                            {ok, {Dev, FlagsInt}, Id};
-                        {Error, Id} ->
-                            ok = close(Port, Ref, Id),
-                            reason(Error)
-                    end;
-                Error ->
-                    reason(Error)
-            end;
-        Error ->
-            reason(Error)
-    end.
-
-enter(_Port, undefined) -> ok;
-enter(Port, Path) -> request(Port, 0, {netns, Path}).
-
-run_steps(_Port, _Ref, Id, []) ->
-    {ok, Id};
-run_steps(Port, Ref, Id, [Step | Steps]) ->
-    case request(Port, Id, erlang:insert_element(2, Step, Ref)) of
-        ok -> run_steps(Port, Ref, Id + 1, Steps);
-        Error -> {Error, Id + 1}
-    end.
-
-request(Port, Id, Cmd) ->
-    true = tunctl_proto:command(Port, tunctl_proto:call(Id, Cmd)),
-    wait_reply(Port, Id, ?CALL_TIMEOUT).
-
-reason({error, _} = Error) -> Error;
-reason(Other) -> {error, {badreply, Other}}.
-
-% Close the device (so that it is gone when destroy/1 returns), then the port.
-close(undefined, _Ref, _Id) ->
-    ok;
-close(Port, Ref, Id) ->
-    _ = (catch tunctl_proto:command(Port, tunctl_proto:call(Id, {close, Ref}))),
-    _ = wait_reply(Port, Id, ?CLOSE_TIMEOUT),
-    tunctl_proto:close(Port).
-
-% Wait for {reply, Id, Result} outside the gen_server loop (init, terminate).
-wait_reply(Port, Id, Timeout) ->
-    receive
-        {Port, {data, Frame}} ->
-            case tunctl_proto:decode(Frame) of
-                {reply, Id, Result} ->
-                    Result;
-                Other ->
-                    ?LOG_DEBUG("tuncer: ignored ~p", [Other]),
-                    wait_reply(Port, Id, Timeout)
-            end;
-        {Port, {exit_status, Status}} ->
-            {error, {tunctl_port_exit, Status}};
-        {'EXIT', Port, Reason} ->
-            {error, {tunctl_port_exit, Reason}}
-    after Timeout ->
-        {error, timeout}
-    end.
-
-port_request(Cmd, From, Tag, #state{port = Port, id = Id, pending = Pending} = State) ->
-    true = tunctl_proto:command(Port, tunctl_proto:call(Id, Cmd)),
-    State#state{id = (Id + 1) band 16#7ffffff, pending = Pending#{Id => {From, Tag}}}.
-
-frame({tuntap, Ref, Packet}, #state{ref = Ref, received = R} = State) ->
-    packet(Packet, State#state{received = R + 1});
-frame({reply, Id, Result}, #state{pending = Pending} = State) ->
-    case maps:take(Id, Pending) of
-        {{From, Tag}, Rest} ->
-            reply(From, Tag, Result, State#state{pending = Rest});
-        error ->
-            ?LOG_WARNING("tuncer: reply to unknown call ~p: ~p", [Id, Result]),
-            State
-    end;
-frame({tuntap_error, Ref, Posix}, #state{ref = Ref, owner = Owner} = State) ->
-    Owner ! {tuntap_error, self(), Posix},
-    State;
-% Reading the device failed (deleted from outside, ...): the port stopped
-% polling it; recv/3 callers waiting for a packet get the error.
-frame({tuntap_read_error, Ref, Posix}, #state{ref = Ref, owner = Owner} = State) ->
-    Owner ! {tuntap_error, self(), Posix},
-    refuse_waiters(Posix, State);
-frame({tunctl_error, Reason}, #state{dev = Dev} = State) ->
-    ?LOG_WARNING("tuncer ~s: tunctl_port: ~p", [Dev, Reason]),
-    State;
-frame(Frame, #state{dev = Dev} = State) ->
-    ?LOG_WARNING("tuncer ~s: unexpected frame ~p", [Dev, Frame]),
-    State.
-
-% A read answered while packets were queued: the queued ones are older.
-reply(From, {read, Size}, {ok, Packet}, #state{queue = Queue} = State) ->
-    case queue:out(queue:in(Packet, Queue)) of
-        {{value, First}, Rest} ->
-            gen_server:reply(From, {ok, truncate(First, Size)}),
-            State#state{queue = Rest}
-    end;
-reply(From, {read, Size}, {error, eagain} = Error, #state{queue = Queue} = State) ->
-    case queue:out(Queue) of
-        {{value, First}, Rest} ->
-            gen_server:reply(From, {ok, truncate(First, Size)}),
-            State#state{queue = Rest};
-        {empty, _} ->
-            gen_server:reply(From, Error),
-            State
-    end;
-reply(From, Cmd, ok, State) ->
-    gen_server:reply(From, ok),
-    configured(Cmd, State);
-reply(From, _Tag, Result, State) ->
-    gen_server:reply(From, Result),
-    State.
-
-% Remember the addresses, for addr_del/2, dstaddr/2 and broadcast/2. An
-% address with a peer is /32 or /128 whatever the prefix asked for.
-configured({addr_add, Addr, Len0, Opts}, #state{addrs = Addrs} = State) ->
-    Len =
-        case lists:keymember(peer, 1, Opts) of
-            true -> bit_size(Addr);
-            false -> Len0
-        end,
-    State#state{addrs = [{Addr, Len} | lists:delete({Addr, Len}, Addrs)]};
-configured({addr_del, Addr, Len}, #state{addrs = Addrs} = State) ->
-    State#state{addrs = lists:delete({Addr, Len}, Addrs)};
-configured(_, State) ->
-    State.
-
-%%--------------------------------------------------------------------
-%%% Flow control
-%%--------------------------------------------------------------------
-
-% Take send/2 casts already waiting in the mailbox, in order, without
-% waiting for more.
-queued_sends(0) ->
-    [];
-queued_sends(N) ->
-    receive
-        {'$gen_cast', {send, Size, Data}} -> [{Size, Data} | queued_sends(N - 1)]
-    after 0 -> []
-    end.
-
-packet(Packet, #state{active = false, waiters = [{Key, From, Size} | Rest]} = State) ->
-    _ = erlang:cancel_timer(Key),
-    gen_server:reply(From, {ok, truncate(Packet, Size)}),
-    credit(State#state{waiters = Rest});
-packet(Packet, #state{active = false, queue = Queue} = State) ->
-    State#state{queue = queue:in(Packet, Queue)};
-packet(Packet, #state{hold = Hold, queue = Queue} = State) when Hold =/= false ->
-    State#state{queue = queue:in(Packet, Queue)};
-packet(Packet, State) ->
-    credit(deliver(Packet, State)).
-
-deliver(Packet, #state{owner = Owner, active = Active} = State) ->
-    Owner ! {tuntap, self(), Packet},
-    case Active of
-        true -> State;
-        once -> State#state{active = false};
-        1 -> passive(State);
-        N -> State#state{active = N - 1}
-    end.
-
-passive(#state{owner = Owner} = State) ->
-    Owner ! {tuntap_passive, self()},
-    State#state{active = false}.
-
-set_active(false, State) ->
-    credit(State#state{active = false});
-set_active(N, #state{active = Count} = State) when is_integer(N) ->
-    case counter(Count) + N of
-        C when C =< 0 -> credit(passive(State));
-        C -> credit(drain(refuse_waiters(State#state{active = C})))
-    end;
-set_active(A, State) ->
-    credit(drain(refuse_waiters(State#state{active = A}))).
-
-counter(N) when is_integer(N) -> N;
-counter(_) -> 0.
-
-% recv/3 callers cannot wait on an active device, nor on one that failed.
-refuse_waiters(State) -> refuse_waiters(einval, State).
-
-refuse_waiters(Reason, #state{waiters = Waiters} = State) ->
-    _ = [
-        begin
-            _ = erlang:cancel_timer(Key),
-            gen_server:reply(From, {error, Reason})
-        end
-     || {Key, From, _} <- Waiters
-    ],
-    State#state{waiters = []}.
-
-% Deliver queued packets to an active owner.
-drain(#state{active = false} = State) ->
-    State;
-drain(#state{hold = Hold} = State) when Hold =/= false ->
-    State;
-drain(#state{queue = Queue} = State) ->
-    case queue:out(Queue) of
-        {{value, Packet}, Rest} -> drain(deliver(Packet, State#state{queue = Rest}));
-        {empty, _} -> State
-    end.
-
-release(#state{hold = Hold} = State) ->
-    _ = erlang:demonitor(Hold, [flush]),
-    credit(drain(State#state{hold = false})).
-
-% The limit the port should have now.
-desired(#state{hold = Hold}) when Hold =/= false -> false;
-desired(#state{active = true}) -> true;
-desired(#state{active = false, waiters = []}) -> false;
-desired(#state{active = false, waiters = Waiters, received = R}) -> R + length(Waiters);
-desired(#state{active = once, received = R}) -> R + 1;
-desired(#state{active = N, received = R}) -> R + min(N, ?WINDOW).
-
-% Send {active, Ref, Limit} when the limit changes, except for top-ups while
-% enough credit is outstanding and for "stop" when the port is already
-% stopped.
-credit(#state{limit = Old, received = R, port = Port, ref = Ref} = State) ->
-    case desired(State) of
-        Old ->
-            State;
-        false when is_integer(Old), Old =< R ->
-            State;
-        New when is_integer(Old), is_integer(New), New > Old, Old - R >= ?LOW_WATER ->
-            State;
-        New ->
-            true = tunctl_proto:command(Port, tunctl_proto:active(Ref, New)),
-            State#state{limit = New}
-    end.
-
-recv_timer(infinity) -> make_ref();
-recv_timer(Timeout) -> erlang:start_timer(Timeout, self(), recv).
-
-truncate(Packet, Size) when byte_size(Packet) =< Size -> Packet;
-truncate(Packet, Size) -> binary:part(Packet, 0, Size).
-
-%%--------------------------------------------------------------------
 %%% Internal functions
 %%--------------------------------------------------------------------
 
-start(Args) ->
-    case application:ensure_all_started(tunctl) of
-        {ok, _} ->
-            case gen_server:start(?MODULE, {self(), Args}, [{timeout, ?START_TIMEOUT}]) of
-                {error, {shutdown, Reason}} -> {error, Reason};
-                Result -> Result
-            end;
-        {error, _} = Error ->
-            Error
-    end.
-
 call(Dev, Request) ->
-    gen_server:call(Dev, Request, ?CALL_TIMEOUT).
+    tunctl_device:call(Dev, Request).
 
 port_call(Dev, Cmd) ->
     call(Dev, {port, Cmd}).

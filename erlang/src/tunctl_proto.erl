@@ -2,6 +2,9 @@
 %% @doc The wire: the only module that knows how frames to and from
 %% `tunctl_port' look (doc/protocol.md, version 1).
 %%
+%% Starting the port and matching replies to requests is
+%% `tunctl_session''s; this module only turns terms into frames and back.
+%%
 %% Frames are `{packet, 4}', one ETF term each. The two data-path frames
 %% have a fixed ("canonical") encoding: `send/2' builds its header by hand
 %% and passes the payload as iodata (no copy), and `decode/1' matches
@@ -11,9 +14,6 @@
 -module(tunctl_proto).
 
 -export([
-    open/0, open/1, open/2,
-    close/1,
-    command/2,
     call/2,
     send/2,
     send/3,
@@ -26,7 +26,6 @@
 ]).
 
 -define(VERSION, 1).
--define(HANDSHAKE_TIMEOUT, 5000).
 
 -type ref() :: 1..16#7fffffff.
 -type limit() :: boolean() | non_neg_integer().
@@ -74,92 +73,8 @@ commands() ->
     ].
 
 %%--------------------------------------------------------------------
-%%% Port
+%%% Handshake
 %%--------------------------------------------------------------------
-
-%% @doc Start `tunctl_port' and wait for its handshake.
-%% @equiv open([])
--spec open() -> {ok, port(), [atom()]} | {error, term()}.
-open() ->
-    open([]).
-
-%% @doc Start `tunctl_port' with the extra arguments `Args' (for example
-%% `["-allow-netns"]') and wait for its handshake.
-%%
-%% The program is the `port_program' environment variable of the `tunctl'
-%% application, else `priv/tunctl_port'. When the environment variable
-%% `policy' is set, the program is started with `-policy Path' as well.
--spec open([string()]) -> {ok, port(), [atom()]} | {error, term()}.
-open(Args) when is_list(Args) ->
-    open(program(), policy() ++ Args).
-
-%% @doc Start the port program `Path' with the arguments `Args' and wait
-%% for its handshake.
--spec open(file:filename_all(), [string()]) -> {ok, port(), [atom()]} | {error, term()}.
-open(Path, Args) when is_list(Args) ->
-    case filelib:is_regular(Path) of
-        false ->
-            {error, enoent};
-        true ->
-            try
-                erlang:open_port({spawn_executable, Path}, [
-                    {packet, 4}, binary, exit_status, use_stdio, {args, Args}
-                ])
-            of
-                Port -> hello(Port)
-            catch
-                error:Reason -> {error, Reason}
-            end
-    end.
-
-%% @doc Close the port (idempotent).
--spec close(port()) -> ok.
-close(Port) ->
-    _ = (catch erlang:port_close(Port)),
-    receive
-        {'EXIT', Port, _} -> ok
-    after 0 -> ok
-    end.
-
-%% @doc Send one frame.
--spec command(port(), iodata()) -> true.
-command(Port, Frame) ->
-    erlang:port_command(Port, Frame).
-
-policy() ->
-    case application:get_env(tunctl, policy) of
-        {ok, Path} -> ["-policy", unicode:characters_to_list(Path)];
-        undefined -> []
-    end.
-
-program() ->
-    case application:get_env(tunctl, port_program) of
-        {ok, Path} ->
-            Path;
-        undefined ->
-            case code:priv_dir(tunctl) of
-                {error, bad_name} -> "priv/tunctl_port";
-                Dir -> filename:join(Dir, "tunctl_port")
-            end
-    end.
-
-hello(Port) ->
-    receive
-        {Port, {data, Frame}} ->
-            case handshake(decode(Frame)) of
-                {ok, Caps} ->
-                    {ok, Port, Caps};
-                {error, _} = Error ->
-                    ok = close(Port),
-                    Error
-            end;
-        {Port, {exit_status, Status}} ->
-            ok = close(Port),
-            {error, {tunctl_port_exit, Status}}
-    after ?HANDSHAKE_TIMEOUT ->
-        ok = close(Port),
-        {error, {tunctl_port_handshake, timeout}}
-    end.
 
 %% @doc Check the first frame of the port.
 -spec handshake(frame() | {error, term()}) -> {ok, [atom()]} | {error, term()}.

@@ -425,8 +425,7 @@ persist_owner_group(_Config) ->
 port_exit(_Config) ->
     process_flag(trap_exit, true),
     {ok, Dev} = tuncer:create(<<"ct-pexit0">>, [tun]),
-    Port = element(3, sys:get_state(Dev)),
-    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    OsPid = tunctl_test_lib:port_os_pid(Dev),
     _ = os:cmd("kill -9 " ++ integer_to_list(OsPid)),
     receive
         {'EXIT', Dev, Reason} -> ?assertMatch({tunctl_port_exit, _}, Reason)
@@ -442,7 +441,7 @@ sigkill(_Config) ->
     Erl = os:find_executable("erl"),
     Eval =
         "{ok, D} = tuncer:create(<<\"ct-kill0\">>, [tap, no_pi]),"
-        "P = element(3, sys:get_state(D)),"
+        "{links, L} = process_info(D, links), [P] = [X || X <- L, is_port(X)],"
         "{os_pid, Op} = erlang:port_info(P, os_pid),"
         "io:format(\"pids ~s ~w~n\", [os:getpid(), Op]),"
         "receive after infinity -> ok end.",

@@ -63,7 +63,7 @@ handshake_test() ->
     ?assertEqual({error, badetf}, tunctl_proto:handshake({error, badetf})).
 
 open_missing_test() ->
-    ?assertEqual({error, enoent}, tunctl_proto:open("/nonexistent/tunctl_port", [])).
+    ?assertEqual({error, enoent}, tunctl_session:open("/nonexistent/tunctl_port", [])).
 
 open_version_mismatch_test() ->
     % a fake port program announcing version 2
@@ -76,11 +76,11 @@ open_version_mismatch_test() ->
     ]),
     ok = file:write_file(Fake, Script),
     ok = file:change_mode(Fake, 8#755),
-    ?assertEqual({error, {version_mismatch, 2, 1}}, tunctl_proto:open(Fake, [])),
+    ?assertEqual({error, {version_mismatch, 2, 1}}, tunctl_session:open(Fake, [])),
     Exits = filename:join(Dir, "exits"),
     ok = file:write_file(Exits, "#!/bin/sh\nexit 1\n"),
     ok = file:change_mode(Exits, 8#755),
-    ?assertEqual({error, {tunctl_port_exit, 1}}, tunctl_proto:open(Exits, [])),
+    ?assertEqual({error, {tunctl_port_exit, 1}}, tunctl_session:open(Exits, [])),
     _ = file:del_dir_r(Dir).
 
 % Every command of the Go table (portproto/table.go) is in commands/0, with
