@@ -12,7 +12,7 @@ EBIN := erlang/_build/default/lib/tunctl/ebin
 
 .PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
         test-erlang xref dialyzer eunit ct test-unpriv test-unpriv-ct demo bench setcap clean \
-        docs test-examples test-ecosystem demo-reflector
+        docs test-examples test-ecosystem demo-reflector generate
 
 all: $(PORT) erlang examples
 
@@ -29,6 +29,13 @@ examples: erlang
 
 deps:
 	scripts/deps.sh
+
+# The protocol's vocabulary is declared in Go (portproto/spec.go, table.go):
+# render it into doc/protocol.md's tables and the Erlang header. Commit the
+# result; portproto's TestGeneratedFilesCurrent (make test-go) fails when
+# they are stale.
+generate:
+	$(GO) run ./cmd/tunctl_gen -doc doc/protocol.md -hrl erlang/include/tunctl_proto.hrl
 
 # Everything, in the order a failure is cheapest to find.
 test: deps

@@ -3,7 +3,11 @@
 // the serve loop that multiplexes the BEAM's stdin pipe and every open
 // device on one thread with poll(2), so no packet crosses a goroutine.
 //
-// The wire contract is doc/protocol.md; table.go is its single Go copy.
+// The protocol's vocabulary is declared here once (spec.go: frames,
+// limits; table.go: the command table, device flags, offloads; filter.go:
+// filter rules); doc/protocol.md's tables and the Erlang header
+// erlang/include/tunctl_proto.hrl are rendered from it (render.go,
+// cmd/tunctl_gen, make generate).
 // Devices and link configuration come in through the Device, Opener and
 // Links interfaces, so the protocol is testable without privileges.
 package portproto

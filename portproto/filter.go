@@ -68,11 +68,11 @@ func ParseFilter(flags uint16, rules []etf.Term) (*Filter, error) {
 			}
 			continue
 		}
-		if v, isN := numberedRule(r, "ethertype", 0xffff); isN {
+		if v, isN := numberedRule(r, "ethertype", MaxEtherType); isN {
 			f.etherTypes = append(f.etherTypes, uint16(v))
 			continue
 		}
-		if v, isN := numberedRule(r, "ip_proto", 0xff); isN {
+		if v, isN := numberedRule(r, "ip_proto", MaxIPProto); isN {
 			f.ipProtos = append(f.ipProtos, uint8(v))
 			continue
 		}

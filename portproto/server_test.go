@@ -1,9 +1,6 @@
 package portproto
 
 import (
-	"os"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -236,24 +233,6 @@ func TestEOFClosesDevices(t *testing.T) {
 		assert.Equal(t, 0, n, "device %d still open", i)
 		assert.NoError(t, err)
 	}
-}
-
-// The protocol table in doc/protocol.md and the Go table name the same commands.
-func TestProtocolDocMatchesTable(t *testing.T) {
-	doc, err := os.ReadFile("../doc/protocol.md")
-	require.NoError(t, err)
-	var documented, frames []string
-	for _, m := range regexp.MustCompile("(?m)^\\| `\\{([a-z_]+),").FindAllSubmatch(doc, -1) {
-		name := string(m[1])
-		if slices.Contains(Frames, name) {
-			frames = append(frames, name)
-		} else {
-			documented = append(documented, name)
-		}
-	}
-	assert.ElementsMatch(t, Commands(), documented)
-	slices.Sort(frames)
-	assert.ElementsMatch(t, Frames, slices.Compact(frames))
 }
 
 func TestStatsAndFilter(t *testing.T) {

@@ -24,14 +24,6 @@ const (
 // Capabilities announced in the handshake.
 var Capabilities = []string{"tun", "tap", "multi_queue", "vnet_hdr", "netlink", "batch", "offload"}
 
-// Frames names the protocol's terms that are not commands: the frames the
-// port sends (doc/protocol.md, "Port → BEAM") and the requests other than
-// commands ("BEAM → port").
-var Frames = []string{
-	"tunctl_port", "reply", "tuntap", "tuntap_batch", "tuntap_error", "tuntap_read_error", "tunctl_error",
-	"call", "send", "sendv", "active",
-}
-
 // Protocol-level error reasons (posix errnos are sent as their lower-case names).
 var (
 	ErrBadArg = errors.New("badarg")
@@ -74,32 +66,101 @@ func onDevice(h devHandler) handler {
 	}
 }
 
-// commands is the protocol table of doc/protocol.md, "Commands".
-var commands = map[string]command{
-	"open":      {3, cmdOpen},
-	"close":     {1, onDevice(cmdClose)},
-	"read":      {2, onDevice(cmdRead)},
-	"addr_add":  {4, onDevice(cmdAddrAdd)},
-	"addr_del":  {3, onDevice(cmdAddrDel)},
-	"link_set":  {2, onDevice(cmdLinkSet)},
-	"link_info": {1, onDevice(cmdLinkInfo)},
-	"persist":   {2, onDevice(cmdPersist)},
-	"owner":     {2, onDevice(cmdOwner)},
-	"group":     {2, onDevice(cmdGroup)},
-	"netns":     {1, cmdNetns},
-	"filter":    {2, onDevice(cmdFilter)},
-	"stats":     {1, onDevice(cmdStats)},
-	"deliver":   {2, onDevice(cmdDeliver)},
-	"offload":   {2, onDevice(cmdOffload)},
+// commandTable is the protocol's command list, in the order of
+// doc/protocol.md's "Commands" table (rendered from it by make generate):
+// each command's term, its documentation, and its handler. Its arity is the
+// number of Args.
+var commandTable = []Command{
+	{Term{"open", args("Ref", "Name", "Flags"),
+		"`{ok, {DevName, FlagsInt}}`. `Name` is a binary (`<<>>`: the kernel picks); `Flags` a list of {{flags}}. Errors: `einval` (name longer than {{max_name}} bytes, both or neither of tun/tap), `badarg` (unknown flag), `eexist` (`Ref` in use), kernel errno."},
+		cmdOpen},
+	{Term{"close", args("Ref"),
+		"`ok`; the fd is closed (a non-persistent device disappears)."},
+		onDevice(cmdClose)},
+	{Term{"read", args("Ref", "Size"),
+		"`{ok, Packet}` (at most `Size` bytes, like `read(2)`), or `{error, eagain}` when nothing is queued. Never blocks."},
+		onDevice(cmdRead)},
+	{Term{"addr_add", args("Ref", "Addr", "PrefixLen", "Opts"),
+		"`ok`. `Addr` is a 4- or 16-byte binary; `Opts` a list of `{broadcast, Addr4}`, `{peer, Addr}`."},
+		onDevice(cmdAddrAdd)},
+	{Term{"addr_del", args("Ref", "Addr", "PrefixLen"),
+		"`ok`."},
+		onDevice(cmdAddrDel)},
+	{Term{"link_set", args("Ref", "Opts"),
+		"`ok`. `Opts` a list of `{up, boolean()}`, `{mtu, N}`."},
+		onDevice(cmdLinkSet)},
+	{Term{"link_info", args("Ref"),
+		"`{ok, [{name, Bin}, {index, N}, {mtu, N}, {up, boolean()}]}`"},
+		onDevice(cmdLinkInfo)},
+	{Term{"persist", args("Ref", "Bool"),
+		"`ok` (`TUNSETPERSIST`)."},
+		onDevice(cmdPersist)},
+	{Term{"owner", args("Ref", "Uid"),
+		"`ok` (`TUNSETOWNER`)."},
+		onDevice(cmdOwner)},
+	{Term{"group", args("Ref", "Gid"),
+		"`ok` (`TUNSETGROUP`)."},
+		onDevice(cmdGroup)},
+	{Term{"netns", args("Path"),
+		"`ok`: the port moves into the network namespace at `Path` (`/var/run/netns/NAME`, `/proc/PID/ns/net`); devices opened afterwards live there, and configuration applies there. Only before the first `open` (`ebusy` after). Needs `CAP_SYS_ADMIN`, which the port keeps only when started with `-allow-netns` and no policy forbids namespaces; otherwise `eperm` (or `eacces` when a policy forbids it)."},
+		cmdNetns},
+	{Term{"filter", args("Ref", "Rules"),
+		"`ok`. Packets read from the device that match no rule are dropped in the port (counted as `filtered`). `Rules`: a list of {{filter_rules}}, `{ethertype, N}`, `{ip_proto, N}`; `[]` removes the filter. IP protocol rules look at the IPv4 protocol / IPv6 next header field (no extension-header walk)."},
+		onDevice(cmdFilter)},
+	{Term{"deliver", args("Ref", "Mode"),
+		"`ok`. `Mode` `packet` (the default): one `{tuntap, Ref, Packet}` frame per packet; `batch`: one `{tuntap_batch, Ref, Packets}` frame per poll round."},
+		onDevice(cmdDeliver)},
+	{Term{"offload", args("Ref", "Offloads"),
+		"`ok` (`TUNSETOFFLOAD`). `Offloads` a list of {{offloads}} (`[]`: none): the kernel may then hand over (and accepts) packets with partial checksums and GSO super-packets of up to 64 KiB, each described by the `virtio_net_hdr` in front of it. `einval` unless the device was opened with `vnet_hdr` and, when any offload is asked for, `csum` is among them; the kernel refuses flags it does not know (`uso4`/`uso6` before Linux 6.2) with `einval`."},
+		onDevice(cmdOffload)},
+	{Term{"stats", args("Ref"),
+		"`{ok, [{rx_packets, N}, {rx_bytes, N}, {tx_packets, N}, {tx_bytes, N}, {filtered, N}, {rx_errors, N}, {tx_errors, N}]}`; rx is device → BEAM, tx is BEAM → device."},
+		onDevice(cmdStats)},
+	{Term{"addr_set", args("Ref", "Addr", "PrefixLen"),
+		"`ok`. Sets the primary address as msantos/tunctl 1.0's `up/2,3` did. IPv4: `SIOCSIFADDR` then `SIOCSIFNETMASK`: the kernel replaces the first IPv4 address of the interface (or adds one), so the same address again is `ok` and a new one replaces the old; the broadcast address is the kernel's (classful default, recomputed for the prefix when below 31; none on a TUN link). IPv6: the address is added; already present is `ok`. The policy's address rules apply."},
+		onDevice(cmdAddrSet)},
+	{Term{"addr_list", args("Ref"),
+		"`{ok, [{Addr, PrefixLen, Opts}]}`, the kernel's addresses of the interface, primary IPv4 first; `Opts` as `addr_add`'s (`{peer, Addr}`, `{broadcast, Addr4}`)."},
+		onDevice(cmdAddrList)},
+	{Term{"dstaddr", args("Ref", "Addr4"),
+		"`ok`: the point-to-point peer of the primary IPv4 address (`SIOCSIFDSTADDR`). The policy's address rules apply to the peer."},
+		onDevice(cmdDstaddr)},
+	{Term{"broadcast", args("Ref", "Addr4"),
+		"`ok`: the broadcast address of the primary IPv4 address (`SIOCSIFBRDADDR`)."},
+		onDevice(cmdBroadcast)},
+	{Term{"ioctl", args("Ref", "Request", "Arg"),
+		"`ok`. One request of msantos/tunctl 1.0's `include/tuntap.hrl` (`TUNSETNOCSUM` ... `TUNSETSNDBUF`) on the device; `Arg` an integer or a binary (at most 4096 bytes, copied into a buffer at least as large as the kernel's structure). `TUNSETPERSIST`, `TUNSETOWNER`, `TUNSETGROUP` are subject to the policy as `persist`, `owner`, `group`. Any other request: `eperm`."},
+		onDevice(cmdIoctl)},
+	{Term{"relay_listen", args("Ref"),
+		"`{ok, Name}`: the port listens on a fresh random abstract `AF_UNIX` `SOCK_SEQPACKET` address `Name` (a binary starting with a NUL byte) in the network namespace it started in. `ebusy` when the device already has a relay."},
+		onDevice(cmdRelayListen)},
+	{Term{"relay_accept", args("Ref", "Nonce"),
+		"`ok`. Of the connections queued on `Name`, the port keeps the descriptor carried by the one whose first message is exactly `Nonce` (16 to 64 bytes) with one `SOCK_SEQPACKET` socket attached, and closes every other connection and descriptor (`eacces` when none carried it). From then on the port relays: each packet read from the device while the owner has no credit becomes one message on that socket, each message received on it is written to the device. `getfd/1` is built on this (doc/design.md)."},
+		onDevice(cmdRelayAccept)},
+}
 
-	// compat.go, relay.go
-	"addr_set":     {3, onDevice(cmdAddrSet)},
-	"addr_list":    {1, onDevice(cmdAddrList)},
-	"dstaddr":      {2, onDevice(cmdDstaddr)},
-	"broadcast":    {2, onDevice(cmdBroadcast)},
-	"ioctl":        {3, onDevice(cmdIoctl)},
-	"relay_listen": {1, onDevice(cmdRelayListen)},
-	"relay_accept": {2, onDevice(cmdRelayAccept)},
+// A Command is a row of the command table.
+type Command struct {
+	Term
+	run handler
+}
+
+// commands indexes commandTable by name, for dispatch.
+var commands = func() map[string]command {
+	m := make(map[string]command, len(commandTable))
+	for _, c := range commandTable {
+		m[c.Name] = command{len(c.Args), c.run}
+	}
+	return m
+}()
+
+// CommandTable returns the command table's terms, in order.
+func CommandTable() []Term {
+	t := make([]Term, len(commandTable))
+	for i, c := range commandTable {
+		t[i] = c.Term
+	}
+	return t
 }
 
 // Commands lists the command names of the protocol table, sorted.
@@ -217,7 +278,7 @@ func cmdLinkSet(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 			if !isI {
 				return nil, ErrBadArg
 			}
-			if mtu <= 0 || mtu > 1<<20 {
+			if mtu < MinMTU || mtu > MaxMTU {
 				return nil, unix.EINVAL
 			}
 			steps = append(steps, func() error { return s.links.SetMTU(d.Name(), int(mtu)) })
@@ -329,10 +390,10 @@ func cmdOffload(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	return ok, d.SetOffload(flags)
 }
 
-// argRef decodes a device handle: a positive integer below 2^31.
+// argRef decodes a device handle: 1..MaxRef.
 func argRef(t etf.Term) (int32, error) {
 	v, isI := etf.AsInt(t)
-	if !isI || v <= 0 || v > 1<<31-1 {
+	if !isI || v <= 0 || v > MaxRef {
 		return 0, ErrBadArg
 	}
 	return int32(v), nil
@@ -383,7 +444,7 @@ func argPrefix(addrT, prefixT etf.Term) (net.IP, int, error) {
 
 func cmdNetns(s *Server, a []etf.Term) (etf.Term, error) {
 	path, isB := etf.AsBinary(a[0])
-	if !isB || len(path) == 0 || len(path) > 4096 {
+	if !isB || len(path) == 0 || len(path) > MaxPathLen {
 		return nil, ErrBadArg
 	}
 	if err := s.policy.Operation("netns"); err != nil {

@@ -24,8 +24,8 @@ main(_) ->
 
 check(File, EbinDir, DocDir) ->
     Mod = list_to_atom(filename:basename(File, ".erl")),
-    {_, Public} = edoc:get_doc(File, [{private, false}, {hidden, false}]),
-    {_, All} = edoc:get_doc(File, [{private, true}, {hidden, true}]),
+    {_, Public} = edoc:get_doc(File, [{private, false}, {hidden, false} | pp(File)]),
+    {_, All} = edoc:get_doc(File, [{private, true}, {hidden, true} | pp(File)]),
     case module_hidden(File) of
         true ->
             [];
@@ -50,9 +50,14 @@ check(File, EbinDir, DocDir) ->
             end
     end.
 
+% Preprocess as rebar.config's edoc_opts do: types use the macros of
+% include/tunctl_proto.hrl.
+pp(File) ->
+    [{preprocess, true}, {includes, [filename:join(filename:dirname(filename:dirname(File)), "include")]}].
+
 % A module whose edoc says @private or @hidden has no page.
 module_hidden(File) ->
-    {_, Doc} = edoc:get_doc(File, [{private, false}, {hidden, false}]),
+    {_, Doc} = edoc:get_doc(File, [{private, false}, {hidden, false} | pp(File)]),
     case Doc of
         #xmlElement{attributes = Attrs} ->
             lists:any(fun(#xmlAttribute{name = N, value = V}) ->

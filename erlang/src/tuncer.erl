@@ -66,15 +66,17 @@
     setopt/2
 ]).
 
+-include("tunctl_proto.hrl").
+
 %% 65535 + packet information (4) + virtio-net header (12).
--define(MAX_PACKET, 65551).
--define(READ_SIZE, 65551).
+-define(MAX_PACKET, ?TUNCTL_MAX_PACKET).
+-define(READ_SIZE, ?TUNCTL_MAX_PACKET).
 
 -type dev() :: pid().
 -type handle() :: tunctl_registry:handle().
 -type posix() :: atom().
 -type active() :: boolean() | once | -32768..32767.
--type flag() :: tun | tap | no_pi | one_queue | multi_queue | vnet_hdr | tun_excl.
+-type flag() :: ?TUNCTL_DEVICE_FLAG_TYPE.
 -type option() ::
     flag()
     | {active, active()}
@@ -88,7 +90,8 @@
     | {filter, [rule()]}.
 -type ip() :: inet:ip_address() | string() | binary().
 -type mask() :: 0..128 | ip().
--type rule() :: ipv4 | ipv6 | arp | icmp | icmpv6 | udp | tcp | {ethertype, 0..65535} | {ip_proto, 0..255}.
+-type rule() ::
+    ?TUNCTL_FILTER_RULE_TYPE | {ethertype, 0..?TUNCTL_MAX_ETHERTYPE} | {ip_proto, 0..?TUNCTL_MAX_IP_PROTO}.
 -type stats() :: #{
     rx_packets := non_neg_integer(),
     rx_bytes := non_neg_integer(),

@@ -31,11 +31,7 @@
     packet_size/1
 ]).
 
-%% Interface names are at most 15 bytes (IFNAMSIZ - 1).
--define(IFNAMSIZ, 16).
-
--define(IFF_NO_PI, 16#1000).
--define(IFF_VNET_HDR, 16#4000).
+-include("tunctl_proto.hrl").
 
 -define(IS_ACTIVE(A),
     (is_boolean(A) orelse A =:= once orelse
@@ -71,7 +67,7 @@
 create_args(Name, Options) ->
     Ifname = ifname(Name),
     {Flags, Active, Config} = options(Options),
-    case byte_size(Ifname) < ?IFNAMSIZ of
+    case byte_size(Ifname) =< ?TUNCTL_MAX_NAME_LEN of
         true ->
             case config(Config) of
                 {ok, Netns, Steps} -> {ok, {Ifname, Flags, Active, Netns, Steps}};
@@ -89,12 +85,9 @@ is_active(A) ->
 
 %% @doc Whether a term is a filter rule (`tuncer:filter/2').
 -spec is_rule(term()) -> boolean().
-is_rule(Rule) when
-    Rule =:= ipv4; Rule =:= ipv6; Rule =:= arp; Rule =:= icmp; Rule =:= icmpv6; Rule =:= udp; Rule =:= tcp
-->
-    true;
-is_rule({ethertype, N}) when is_integer(N), N >= 0, N =< 16#ffff -> true;
-is_rule({ip_proto, N}) when is_integer(N), N >= 0, N =< 255 -> true;
+is_rule(Rule) when is_atom(Rule) -> lists:member(Rule, ?TUNCTL_FILTER_RULES);
+is_rule({ethertype, N}) when is_integer(N), N >= 0, N =< ?TUNCTL_MAX_ETHERTYPE -> true;
+is_rule({ip_proto, N}) when is_integer(N), N >= 0, N =< ?TUNCTL_MAX_IP_PROTO -> true;
 is_rule(_) -> false.
 
 %% @doc An IP address (a tuple, a string, or a binary: text or the 4 or 16
@@ -147,7 +140,7 @@ gid(Group) ->
 -spec header(binary(), non_neg_integer() | [tuncer:option()]) ->
     {ok, tuncer:header(), binary()} | {error, einval}.
 header(Packet, Flags) when is_integer(Flags) ->
-    header(Packet, Flags band ?IFF_NO_PI =:= 0, Flags band ?IFF_VNET_HDR =/= 0);
+    header(Packet, Flags band ?TUNCTL_IFF_NO_PI =:= 0, Flags band ?TUNCTL_IFF_VNET_HDR =/= 0);
 header(Packet, Options) when is_list(Options) ->
     header(Packet, not lists:member(no_pi, Options), lists:member(vnet_hdr, Options)).
 
@@ -187,15 +180,8 @@ tun_or_tap(Flags) ->
         false -> lists:usort([tap | Flags])
     end.
 
-option(Flag, {Flags, Active, Config}) when
-    Flag =:= tun;
-    Flag =:= tap;
-    Flag =:= no_pi;
-    Flag =:= one_queue;
-    Flag =:= multi_queue;
-    Flag =:= vnet_hdr;
-    Flag =:= tun_excl
-->
+option(Flag, {Flags, Active, Config}) when is_atom(Flag) ->
+    _ = lists:member(Flag, ?TUNCTL_DEVICE_FLAGS) orelse erlang:error(badarg),
     {[Flag | Flags], Active, Config};
 option({active, A}, {Flags, _, Config}) when ?IS_ACTIVE(A) ->
     {Flags, A, Config};

@@ -25,9 +25,11 @@
     version/0
 ]).
 
--define(VERSION, 1).
+-include("tunctl_proto.hrl").
 
--type ref() :: 1..16#7fffffff.
+-define(VERSION, ?TUNCTL_PROTO_VERSION).
+
+-type ref() :: 1..?TUNCTL_MAX_REF.
 -type limit() :: boolean() | non_neg_integer().
 -type frame() ::
     {tuntap, ref(), binary()}
@@ -44,33 +46,11 @@
 version() -> ?VERSION.
 
 %% @doc The commands of `{call, Id, Cmd}' (doc/protocol.md, "Commands"):
-%% the command name and the number of arguments after it.
+%% the command name and the number of arguments after it, from the header
+%% generated from the Go table.
 -spec commands() -> [{atom(), non_neg_integer()}].
 commands() ->
-    [
-        {open, 3},
-        {close, 1},
-        {read, 2},
-        {addr_add, 4},
-        {addr_del, 3},
-        {link_set, 2},
-        {link_info, 1},
-        {persist, 2},
-        {owner, 2},
-        {group, 2},
-        {netns, 1},
-        {filter, 2},
-        {stats, 1},
-        {deliver, 2},
-        {offload, 2},
-        {addr_set, 3},
-        {addr_list, 1},
-        {dstaddr, 2},
-        {broadcast, 2},
-        {ioctl, 3},
-        {relay_listen, 1},
-        {relay_accept, 2}
-    ].
+    ?TUNCTL_COMMANDS.
 
 %%--------------------------------------------------------------------
 %%% Handshake

@@ -17,9 +17,11 @@
 
 -define(TAB, ?MODULE).
 -define(COUNTER, '$counter').
--define(MAX_HANDLE, 16#7fffffff).
+-include("tunctl_proto.hrl").
 
--type handle() :: 1..16#7fffffff.
+-define(MAX_HANDLE, ?TUNCTL_MAX_REF).
+
+-type handle() :: 1..?TUNCTL_MAX_REF.
 -export_type([handle/0]).
 
 -spec start_link() -> {ok, pid()} | ignore | {error, term()}.

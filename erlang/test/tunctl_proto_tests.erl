@@ -83,20 +83,32 @@ open_version_mismatch_test() ->
     ?assertEqual({error, {tunctl_port_exit, 1}}, tunctl_session:open(Exits, [])),
     _ = file:del_dir_r(Dir).
 
-% Every command of the Go table (portproto/table.go) is in commands/0, with
-% the same arity, and the other way round.
-commands_match_go_table_test() ->
-    Table = filename:join([code:lib_dir(tunctl), "..", "..", "..", "..", "..", "portproto", "table.go"]),
-    Candidates = [Table, "../portproto/table.go", "portproto/table.go"],
-    case [F || F <- Candidates, filelib:is_regular(F)] of
-        [] ->
-            ?debugMsg("portproto/table.go not found: skipped");
-        [File | _] ->
-            {ok, Go} = file:read_file(File),
-            {match, Rows} = re:run(Go, "\"([a-z_]+)\":\\s*\\{(\\d+),", [global, {capture, all_but_first, list}]),
-            Commands = lists:sort([{list_to_atom(N), list_to_integer(A)} || [N, A] <- Rows]),
-            ?assertEqual(lists:sort(tunctl_proto:commands()), Commands)
-    end.
+% The commands of the generated header (rendered from the Go table, which
+% portproto's TestGeneratedFilesCurrent keeps current) are the ones the
+% port binary serves, with the same arities: asked with an unknown Ref, a
+% device command answers ebadf, with one argument more badarg; `open' and
+% `netns' (no Ref) are known (not badcmd); an unknown command is badcmd.
+% Needs the binary (make builds it before eunit), not privileges.
+commands_served_by_port_test() ->
+    {ok, S0} = tunctl_session:open([]),
+    Call = fun(Cmd, S) -> tunctl_session:call(S, Cmd, 5000) end,
+    Unknown = 16#7ffffff0,
+    S = lists:foldl(
+        fun({Name, Arity}, S1) ->
+            {Exact, S2} = Call(list_to_tuple([Name | lists:duplicate(Arity, Unknown)]), S1),
+            {More, S3} = Call(list_to_tuple([Name | lists:duplicate(Arity + 1, Unknown)]), S2),
+            case lists:member(Name, [open, netns]) of
+                true -> ?assertNotEqual({Name, {error, badcmd}}, {Name, Exact});
+                false -> ?assertEqual({Name, {error, ebadf}}, {Name, Exact})
+            end,
+            ?assertEqual({Name, {error, badarg}}, {Name, More}),
+            S3
+        end,
+        S0,
+        tunctl_proto:commands()
+    ),
+    ?assertMatch({{error, badcmd}, _}, Call({no_such_command, 1}, S)),
+    ok = tunctl_session:close(S, undefined).
 
 options_test_() ->
     [
