@@ -12,6 +12,9 @@
 %%     per packet, no flow control from the owner.</li>
 %% <li>`active_n': `{active, N}' (N = 128 by default), re-armed with
 %%     `tuncer:setopt(Dev, {active, N})' on every `{tuntap_passive, Dev}'.</li>
+%% <li>`batch': `{deliver, batch}' and `{active, N}': each
+%%     `{tuntap_batch, Dev, Packets}' is answered with one
+%%     `tuncer:sendv(Dev, Replies)'.</li>
 %% <li>`passive': a loop of `tuncer:recv(Dev, 65535, Timeout)', which
 %%     blocks without polling.</li>
 %% </ul>
@@ -32,7 +35,7 @@
 
 -export([start/4, start/5, stats/1, stop/1, swap/1, main/1]).
 
--type mode() :: active_true | active_n | passive.
+-type mode() :: active_true | active_n | batch | passive.
 -type stats() :: #{reflected := non_neg_integer(), ignored := non_neg_integer(),
                    errors := non_neg_integer()}.
 -export_type([mode/0, stats/0]).
@@ -70,7 +73,7 @@ start(Mode, Name, Addr, Prefix) ->
 -spec start(mode(), iodata(), inet:ip4_address() | string(), 0..32, pos_integer()) ->
     {ok, pid()} | {error, term()}.
 start(Mode, Name, Addr, Prefix, N) when
-    (Mode =:= active_true orelse Mode =:= active_n orelse Mode =:= passive),
+    (Mode =:= active_true orelse Mode =:= active_n orelse Mode =:= batch orelse Mode =:= passive),
     is_integer(N), N > 0, N =< 32767
 ->
     Parent = self(),
@@ -152,12 +155,13 @@ call(Pid, Req) ->
     end.
 
 init(Parent, Mode, Name, Addr, Prefix, N) ->
-    Active = case Mode of
-        active_true -> true;
-        active_n -> N;
-        passive -> false
+    Opts = case Mode of
+        active_true -> [{active, true}];
+        active_n -> [{active, N}];
+        batch -> [{active, N}, {deliver, batch}];
+        passive -> [{active, false}]
     end,
-    case tuncer:create(Name, [tun, no_pi, {active, Active}]) of
+    case tuncer:create(Name, [tun, no_pi | Opts]) of
         {ok, Dev} ->
             case tuncer:up(Dev, Addr, Prefix) of
                 ok ->
@@ -180,6 +184,8 @@ active(#loop{dev = Dev, n = N} = S) ->
     receive
         {tuntap, Dev, Packet} ->
             active(reflect(Packet, S));
+        {tuntap_batch, Dev, Packets} ->
+            active(reflect_all(Packets, S));
         {tuntap_passive, Dev} ->
             ok = tuncer:setopt(Dev, {active, N}),
             active(S);
@@ -221,6 +227,13 @@ reflect(Packet, #loop{dev = Dev} = S) ->
             ok = tuncer:send(Dev, Reply),
             S#loop{reflected = S#loop.reflected + 1}
     end.
+
+% A batch: the replies leave in one sendv/2.
+reflect_all(Packets, #loop{dev = Dev, reflected = R, ignored = I} = S) ->
+    Replies = [Reply || P <- Packets, (Reply = swap(P)) =/= ignore],
+    Len = length(Replies),
+    ok = tuncer:sendv(Dev, Replies),
+    S#loop{reflected = R + Len, ignored = I + length(Packets) - Len}.
 
 finish(From, Ref, #loop{dev = Dev} = S) ->
     ok = tuncer:destroy(Dev),

@@ -131,8 +131,10 @@ stop(Pid) -> call(Pid, stop).
 %% sent), `from_peer' (packets received and written), `credit_in' /
 %% `credit_out' (credit received / granted), `passive' (times the device
 %% went passive waiting for credit), `errors' (`tuntap_error's),
-%% `max_queue' (the longest mailbox seen when a packet arrived), and
-%% `devname', `mode' and `peer' (the other end's pid).
+%% `max_queue' (the longest mailbox seen when a packet arrived),
+%% `max_packet' (the largest packet read from the device: above the MTU
+%% when the kernel hands over GSO super-packets), and `devname', `mode',
+%% `offload', `deliver' and `peer' (the other end's pid).
 -spec stats(pid()) -> #{atom() => term()}.
 stats(Pid) -> call(Pid, stats).
 
@@ -272,7 +274,8 @@ run(Dev, Peer, Opts) ->
         credit_out => 0,
         passive => 0,
         errors => 0,
-        max_queue => 0
+        max_queue => 0,
+        max_packet => 0
     },
     loop(#st{dev = Dev, peer = Peer, mode = Mode, stats = Stats, opts = Opts}).
 
@@ -280,10 +283,10 @@ loop(#st{dev = Dev, peer = Peer} = St) ->
     receive
         {tuntap, Dev, Packet} ->
             Peer ! {vpwn, self(), Packet},
-            loop(bump(to_peer, 1, St));
+            loop(largest([Packet], bump(to_peer, 1, St)));
         {tuntap_batch, Dev, Packets} ->
             Peer ! {vpwn_batch, self(), Packets},
-            loop(bump(to_peer, length(Packets), St));
+            loop(largest(Packets, bump(to_peer, length(Packets), St)));
         {vpwn, Peer, Packet} ->
             ok = tuncer:send(Dev, Packet),
             loop(credit(1, queue_len(bump(from_peer, 1, St))));
@@ -354,6 +357,14 @@ queue_len(#st{stats = #{max_queue := Max} = Stats} = St) ->
     case Len > Max of
         true -> St#st{stats = Stats#{max_queue := Len}};
         false -> St
+    end.
+
+% The largest packet read from the device so far (a GSO super-packet with
+% offloads).
+largest(Packets, #st{stats = #{max_packet := Max} = Stats} = St) ->
+    case lists:max([byte_size(P) || P <- Packets]) of
+        New when New > Max -> St#st{stats = Stats#{max_packet := New}};
+        _ -> St
     end.
 
 bump(Key, N, #st{stats = Stats} = St) ->

@@ -172,6 +172,8 @@ func RenderHeader() ([]byte, error) {
 		{"TUNCTL_MAX_REF", MaxRef},
 		{"TUNCTL_MAX_NAME_LEN", MaxNameLen},
 		{"TUNCTL_MAX_PACKET", MaxPacket},
+		{"TUNCTL_MAX_FRAME", MaxFrame},
+		{"TUNCTL_MAX_BATCH", readBurst},
 		{"TUNCTL_MAX_ETHERTYPE", MaxEtherType},
 		{"TUNCTL_MAX_IP_PROTO", MaxIPProto},
 	} {

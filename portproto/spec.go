@@ -107,8 +107,8 @@ func Rules() []Rule {
 		{"prefix length", "0..32 (IPv4), 0..128 (IPv6)", "`argPrefix` (the address's bits)", "none (`tunctl_opts` checks against the address's bits)"},
 		{"MTU (`link_set`)", fmt.Sprintf("%d..%d (the kernel refuses more than a device's maximum, 65535 for TUN/TAP)", MinMTU, MaxMTU), "`MinMTU`, `MaxMTU`", "none"},
 		{"packet (`send`, `sendv`)", fmt.Sprintf("at most %d bytes (65535 + 16 of headers)", MaxPacket), "`MaxPacket`", "`?TUNCTL_MAX_PACKET`"},
-		{"frame", fmt.Sprintf("at most %d bytes (%d KiB)", MaxFrame, MaxFrame>>10), "`MaxFrame`", "none"},
-		{"`tuntap_batch` size", fmt.Sprintf("at most %d packets", readBurst), "`readBurst`", "none"},
+		{"frame", fmt.Sprintf("at most %d bytes (%d KiB)", MaxFrame, MaxFrame>>10), "`MaxFrame`", "`?TUNCTL_MAX_FRAME`"},
+		{"`tuntap_batch` size", fmt.Sprintf("at most %d packets", readBurst), "`readBurst`", "`?TUNCTL_MAX_BATCH`"},
 		{"`netns` path", fmt.Sprintf("1..%d bytes", MaxPathLen), "`MaxPathLen`", "none"},
 	}
 }

@@ -35,14 +35,14 @@ if [ -z "${TUNCTL_OUTER_NETNS:-}" ] || [ "$(readlink /proc/self/ns/net)" = "$TUN
 fi
 
 SIZES=${BENCH_SIZES:-64 1400}
-CASES=${BENCH_CASES:-c direct active_true active_n passive}
+CASES=${BENCH_CASES:-c direct active_true active_n batch passive}
 WINDOW=${BENCH_WINDOW:-64}
 SECS=${BENCH_SECS:-3}
 COUNT=${BENCH_COUNT:-2000000}
 PP_SECS=${BENCH_PP_SECS:-1}
 IDLE_SECS=${BENCH_IDLE_SECS:-2}
 ACTIVE_N=${BENCH_ACTIVE_N:-128}
-TCP_SECS=${BENCH_TCP_SECS:-0}
+TCP_SECS=${BENCH_TCP_SECS:-4}
 GOBENCH=${BENCH_GOBENCH:-1}
 STRICT=${BENCH_STRICT:-0}
 

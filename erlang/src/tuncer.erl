@@ -17,6 +17,10 @@
 %% <li>`{tuntap, Dev, Packet}': a packet read from the device (active mode).
 %%     `Packet' is a sub-binary of the frame the port sent; owners that keep
 %%     packets for long should `binary:copy/1' them.</li>
+%% <li>`{tuntap_batch, Dev, [Packet, ...]}': instead of `tuntap' messages
+%%     once `{deliver, batch}' was set (`setopt/2', `create/2'): the packets
+%%     ready at once, oldest first, at least 1 and at most 64 per message.
+%%     `{active, N}' counts packets, not messages.</li>
 %% <li>`{tuntap_passive, Dev}': an `{active, N}' counter reached zero and
 %%     the device is now passive, as `{tcp_passive, Socket}'.</li>
 %% <li>`{tuntap_error, Dev, Posix}': an asynchronous error, for example a
@@ -51,7 +55,7 @@
     read/1, read/2,
     write/2,
 
-    send/2,
+    send/2, sendv/2,
     recv/1, recv/2, recv/3,
 
     up/2, up/3, down/1,
@@ -87,7 +91,10 @@
     | {mtu, integer()}
     | {up, boolean()}
     | {namespace, file:filename_all()}
-    | {filter, [rule()]}.
+    | {filter, [rule()]}
+    | {deliver, packet | batch}
+    | {offload, [offload()]}.
+-type offload() :: csum | tso4 | tso6 | tso_ecn | uso4 | uso6.
 -type ip() :: inet:ip_address() | string() | binary().
 -type mask() :: 0..128 | ip().
 -type rule() ::
@@ -158,13 +165,15 @@ create(Name) ->
 %%     `dstaddr/2'); the address becomes `/32' or `/128'.</li>
 %% <li>`{mtu, N}', `{up, Bool}': as `mtu/2', `up/2' and `down/1'.</li>
 %% <li>`{filter, Rules}': as `filter/2', set before any packet is read.</li>
+%% <li>`{deliver, packet | batch}' and `{offload, Offloads}': as
+%%     `setopt/2'.</li>
 %% <li>`{namespace, Path}': create the device in the network namespace at
 %%     `Path' (`/run/netns/NAME', `/proc/PID/ns/net'); configuration applies
 %%     there. The port is started with `-allow-netns' and needs
 %%     `CAP_SYS_ADMIN' as well as `CAP_NET_ADMIN': without it
 %%     `{error, eperm}' and no device is created.</li>
 %% </ul>
-%% Steps run in this order: namespace, open, filter, MTU, link up,
+%% Steps run in this order: namespace, open, filter, offload, MTU, link up,
 %% address (with `{up, false}': address, link down). When attaching to an existing persistent device, steps that
 %% succeeded before a failing one are not undone.
 %%
@@ -295,6 +304,27 @@ send(Dev, Data) when is_pid(Dev) ->
 send(_, _) ->
     erlang:error(badarg).
 
+%% @doc Write several packets, in order, as one request: the same as
+%% `send/2' on each, but the whole list reaches the port at once (few
+%% frames, one `write(2)' per packet). If any packet is larger than 65551
+%% bytes none is sent and `{error, emsgsize}' is returned; anything but a
+%% list of iodata raises `badarg'.
+%%
+%% ```
+%% 1> tuncer:sendv(Dev, [P1, P2, P3]).
+%% ok
+%% '''
+-spec sendv(dev(), [iodata()]) -> ok | {error, emsgsize}.
+sendv(Dev, Packets) when is_pid(Dev), is_list(Packets) ->
+    Sized = [{tunctl_opts:packet_size(P), P} || P <- Packets],
+    case lists:any(fun({N, _}) -> N > ?MAX_PACKET end, Sized) of
+        true -> {error, emsgsize};
+        false when Sized =:= [] -> ok;
+        false -> tunctl_device:sendv(Dev, Sized)
+    end;
+sendv(_, _) ->
+    erlang:error(badarg).
+
 %% @doc Read a packet from a passive device.
 %% @equiv recv(Dev, 65551)
 -spec recv(dev()) -> {ok, binary()} | {error, posix()}.
@@ -323,21 +353,48 @@ recv(Dev, Size, Timeout) when
 ->
     tunctl_device:call(Dev, {recv, Size, Timeout}, Timeout).
 
-%% @doc Set an option: `{active, true | false | once | N}'.
+%% @doc Set an option.
 %%
-%% `N' (-32768..32767) is added to the current counter; when the counter is
-%% zero or less the device turns passive and `{tuntap_passive, Dev}' is sent
-%% to the owner. `N' outside -32768..32767 (as `inet') and any other option
-%% return `{error, badarg}', as msantos/tunctl did.
+%% <ul>
+%% <li>`{active, true | false | once | N}': `N' (-32768..32767) is added to
+%%     the current counter; when the counter is zero or less the device
+%%     turns passive and `{tuntap_passive, Dev}' is sent to the owner.</li>
+%% <li>`{deliver, batch}': active delivery sends
+%%     `{tuntap_batch, Dev, Packets}' (see the module doc) instead of one
+%%     `{tuntap, Dev, Packet}' per packet; `{deliver, packet}' (the default)
+%%     goes back.</li>
+%% <li>`{offload, Offloads}' (`TUNSETOFFLOAD'): a list of `csum', `tso4',
+%%     `tso6', `tso_ecn', `uso4', `uso6' (`[]': none). The kernel then hands
+%%     over, and accepts, packets with partial checksums and GSO
+%%     super-packets of up to 64 KiB, each behind its `virtio_net_hdr'
+%%     (`header/2' decodes it). Needs a `vnet_hdr' device, and `csum' with
+%%     any other offload: `{error, einval}' otherwise, or when the kernel
+%%     does not know a flag (`uso4'/`uso6' before Linux 6.2).</li>
+%% </ul>
+%% `N' outside -32768..32767 (as `inet') and any other option return
+%% `{error, badarg}', as msantos/tunctl did.
 %%
 %% ```
 %% 1> tuncer:setopt(Dev, {active, 10}).
 %% ok
+%% 2> tuncer:setopt(Dev, {deliver, batch}).
+%% ok
 %% '''
--spec setopt(dev(), {active, active()} | term()) -> ok | {error, badarg}.
+-spec setopt(dev(), {active, active()} | {deliver, packet | batch} | {offload, [offload()]} | term()) ->
+    ok | {error, badarg | posix()}.
 setopt(Dev, {active, A} = Opt) when is_pid(Dev) ->
     case tunctl_opts:is_active(A) of
         true -> call(Dev, Opt);
+        false -> {error, badarg}
+    end;
+setopt(Dev, {deliver, Mode} = Opt) when is_pid(Dev) ->
+    case tunctl_opts:is_deliver(Mode) of
+        true -> call(Dev, Opt);
+        false -> {error, badarg}
+    end;
+setopt(Dev, {offload, Offloads} = Opt) when is_pid(Dev) ->
+    case tunctl_opts:is_offload(Offloads) of
+        true -> port_call(Dev, Opt);
         false -> {error, badarg}
     end;
 setopt(Dev, _) when is_pid(Dev) ->
@@ -610,6 +667,9 @@ readdr(Dev, Bits, Fun) ->
 flush_events(Dev, Pid) ->
     receive
         {tuntap, Dev, _} = Event ->
+            Pid ! Event,
+            flush_events(Dev, Pid);
+        {tuntap_batch, Dev, _} = Event ->
             Pid ! Event,
             flush_events(Dev, Pid);
         {tuntap_passive, Dev} = Event ->

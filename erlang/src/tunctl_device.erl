@@ -10,15 +10,21 @@
 %% `tuncer' (`call/2,3'): `devname', `flags', `getfd', `destroy',
 %% `{port, Cmd}' (a port command without its Ref), `{active, A}',
 %% `{recv, Size}', `{recv, Size, Timeout}', `{controlling_process, Pid}',
-%% and the address book's `{addr, Bits}', `{prefix, Addr}'. Packets to
-%% send (`send/3') are plain messages this module owns, taken from the
-%% mailbox in batches, not casts.
+%% `{deliver, packet | batch}', and the address book's `{addr, Bits}',
+%% `{prefix, Addr}'. Packets to send (`send/3', `sendv/2') are plain
+%% messages this module owns, taken from the mailbox in batches, not casts.
+%%
+%% The port always sends batch frames (`{deliver, Ref, batch}' at open):
+%% one Erlang message per poll round instead of one per packet. The owner
+%% gets what it asked for: one `{tuntap, Dev, Packet}' per packet, or
+%% `{tuntap_batch, Dev, Packets}' with at most 64 packets each.
 -module(tunctl_device).
 -behaviour(gen_server).
 
 -include_lib("kernel/include/logger.hrl").
+-include("tunctl_proto.hrl").
 
--export([start/1, call/2, call/3, send/3, release/2]).
+-export([start/1, call/2, call/3, send/3, sendv/2, release/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 %% A port that does not answer within this time is considered hung.
@@ -28,6 +34,10 @@
 %% one frame (one port_command, one pipe write; still one write(2) each).
 -define(SEND_BATCH, 64).
 -define(SEND, '$tunctl_send').
+-define(SENDV, '$tunctl_sendv').
+%% {deliver, batch}: at most this many packets per message to the owner,
+%% as in the port's batch frames.
+-define(MAX_BATCH, ?TUNCTL_MAX_BATCH).
 
 -record(state, {
     owner :: pid(),
@@ -36,6 +46,8 @@
     dev :: binary(),
     flags :: non_neg_integer(),
     flow = tunctl_flow:new() :: tunctl_flow:flow(),
+    % what the owner gets: {tuntap, Dev, P} each, or {tuntap_batch, Dev, Ps}
+    deliver = packet :: packet | batch,
     addrs :: tunctl_addrs:book()
 }).
 
@@ -75,6 +87,12 @@ send(Dev, Size, Data) ->
     Dev ! {?SEND, Size, Data},
     ok.
 
+%% @doc Queue packets to write, each with its size, in order (asynchronous).
+-spec sendv(pid(), [{non_neg_integer(), iodata()}]) -> ok.
+sendv(Dev, Packets) ->
+    Dev ! {?SENDV, Packets},
+    ok.
+
 %% @doc The old owner moved its mailbox (`controlling_process/2'):
 %% deliveries resume.
 -spec release(pid(), reference()) -> ok.
@@ -87,14 +105,15 @@ release(Dev, Hold) ->
 
 %% @private
 -spec init({pid(), tunctl_opts:create_args()}) -> {ok, #state{}} | {stop, {shutdown, term()}}.
-init({Owner, {Ifname, Flags, Active, Netns, Steps}}) ->
+init({Owner, {Ifname, Flags, Active, Deliver, Netns, Steps}}) ->
     process_flag(trap_exit, true),
     {ok, Ref} = tunctl_registry:alloc(self()),
     case open(Ref, Ifname, Flags, Netns, Steps) of
         {ok, Session, Dev, FlagsInt} ->
             true = link(Owner),
             Addrs = lists:foldl(fun tunctl_addrs:configured/2, tunctl_addrs:new(), Steps),
-            State = #state{owner = Owner, session = Session, ref = Ref, dev = Dev, flags = FlagsInt, addrs = Addrs},
+            State = #state{owner = Owner, session = Session, ref = Ref, dev = Dev, flags = FlagsInt, addrs = Addrs,
+                           deliver = Deliver},
             {ok, flow(fun(F) -> tunctl_flow:set_active(Active, F) end, State)};
         {error, Reason} ->
             ok = tunctl_registry:free(Ref),
@@ -119,6 +138,8 @@ handle_call(destroy, _From, State) ->
     {stop, normal, ok, State};
 handle_call({port, Cmd}, From, #state{ref = Ref} = State) ->
     {noreply, request(erlang:insert_element(2, Cmd, Ref), {From, Cmd}, State)};
+handle_call({deliver, Mode}, _From, State) ->
+    {reply, ok, State#state{deliver = Mode}};
 handle_call({active, A}, _From, State) ->
     {reply, ok, flow(fun(F) -> tunctl_flow:set_active(A, F) end, State)};
 handle_call({recv, Size}, From, State) ->
@@ -148,14 +169,10 @@ handle_cast(_Msg, State) ->
 
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
-handle_info({?SEND, Size, Data}, #state{session = Session, ref = Ref} = State) ->
-    Frame =
-        case queued_sends(?SEND_BATCH - 1) of
-            [] -> tunctl_proto:send(Ref, Size, Data);
-            More -> tunctl_proto:sendv(Ref, [{Size, Data} | More])
-        end,
-    ok = tunctl_session:command(Session, Frame),
-    {noreply, State};
+handle_info({?SEND, Size, Data}, State) ->
+    {noreply, write([{Size, Data} | queued_sends(?SEND_BATCH - 1)], State)};
+handle_info({?SENDV, Packets}, State) ->
+    {noreply, write(Packets ++ queued_sends(?SEND_BATCH - 1), State)};
 handle_info({'EXIT', Owner, _}, #state{owner = Owner} = State) ->
     {stop, normal, State};
 handle_info({timeout, Key, recv}, State) ->
@@ -191,7 +208,8 @@ open(Ref, Ifname, Flags, Netns, Steps) ->
             Enter = [{netns, Path} || Path <- [Netns], Path =/= undefined],
             case run(Enter ++ [{open, Ref, Ifname, Flags}], S0) of
                 {{ok, {Dev, FlagsInt}}, S1} when is_binary(Dev), is_integer(FlagsInt) ->
-                    case run([erlang:insert_element(2, Step, Ref) || Step <- Steps], S1) of
+                    % the port sends batch frames, the owner gets what it asked for
+                    case run([{deliver, Ref, batch} | [erlang:insert_element(2, Step, Ref) || Step <- Steps]], S1) of
                         {ok, S} ->
                             {ok, S, Dev, FlagsInt};
                         {Error, S} ->
@@ -225,6 +243,8 @@ reason(Other) -> {error, {badreply, Other}}.
 request(Cmd, Tag, #state{session = Session} = State) ->
     State#state{session = tunctl_session:request(Session, Cmd, Tag)}.
 
+frame({tuntap_batch, Ref, Packets}, #state{ref = Ref} = State) ->
+    flow(fun(F) -> tunctl_flow:packets(Packets, F) end, State);
 frame({tuntap, Ref, Packet}, #state{ref = Ref} = State) ->
     flow(fun(F) -> tunctl_flow:packet(Packet, F) end, State);
 frame({tuntap_error, Ref, Posix}, #state{ref = Ref, owner = Owner} = State) ->
@@ -259,8 +279,11 @@ flow(Fun, #state{flow = F0} = State) ->
     {Actions, F} = Fun(F0),
     lists:foldl(fun act/2, State#state{flow = F}, Actions).
 
-act({deliver, Packet}, #state{owner = Owner} = State) ->
-    Owner ! {tuntap, self(), Packet},
+act({deliver, Packets}, #state{owner = Owner, deliver = packet} = State) ->
+    _ = [Owner ! {tuntap, self(), P} || P <- Packets],
+    State;
+act({deliver, Packets}, #state{owner = Owner} = State) ->
+    ok = batches(Owner, Packets, length(Packets)),
     State;
 act(passive, #state{owner = Owner} = State) ->
     Owner ! {tuntap_passive, self()},
@@ -283,13 +306,28 @@ act({demonitor, Hold}, State) ->
 released(Hold, State) ->
     flow(fun(F) -> tunctl_flow:release(Hold, F) end, State).
 
-% Take send/2 messages already waiting in the mailbox, in order, without
-% waiting for more.
+% {tuntap_batch, Dev, Packets} messages of at most MAX_BATCH packets.
+batches(Owner, Packets, Len) when Len =< ?MAX_BATCH ->
+    Owner ! {tuntap_batch, self(), Packets},
+    ok;
+batches(Owner, Packets, Len) ->
+    {Now, Later} = lists:split(?MAX_BATCH, Packets),
+    Owner ! {tuntap_batch, self(), Now},
+    batches(Owner, Later, Len - ?MAX_BATCH).
+
+% Hand packets to the port: as few frames as its frame limit allows.
+write(Packets, #state{session = Session, ref = Ref} = State) ->
+    _ = [ok = tunctl_session:command(Session, F) || F <- tunctl_proto:send_frames(Ref, Packets)],
+    State.
+
+% Take the send/2 and sendv/2 messages already waiting in the mailbox (at
+% most N), in order, without waiting for more.
 queued_sends(0) ->
     [];
 queued_sends(N) ->
     receive
-        {?SEND, Size, Data} -> [{Size, Data} | queued_sends(N - 1)]
+        {?SEND, Size, Data} -> [{Size, Data} | queued_sends(N - 1)];
+        {?SENDV, Packets} -> Packets ++ queued_sends(N - 1)
     after 0 -> []
     end.
 

@@ -8,7 +8,9 @@
 %% `{active, Ref, Limit}'). Every function returns `{Actions, State}': the
 %% device process (`tuncer') performs the actions, in order:
 %% <ul>
-%% <li>`{deliver, Packet}': send `{tuntap, Dev, Packet}' to the owner;</li>
+%% <li>`{deliver, Packets}': hand `Packets' (oldest first, at least one)
+%%     to the owner: one `{tuntap, Dev, Packet}' each, or
+%%     `{tuntap_batch, Dev, Packets}' in batches;</li>
 %% <li>`passive': send `{tuntap_passive, Dev}' to the owner;</li>
 %% <li>`{reply, From, Reply}': `gen_server:reply/2';</li>
 %% <li>`{cancel_timer, Key}': cancel the timer of a `recv/3' waiter;</li>
@@ -28,6 +30,7 @@
 -export([
     new/0,
     packet/2,
+    packets/2,
     set_active/2,
     recv/3,
     wait/4,
@@ -47,7 +50,7 @@
 -record(flow, {
     % true | false | once | remaining count
     active = false :: boolean() | once | pos_integer(),
-    % {tuntap, Ref, _} frames received from the port
+    % packets received from the port
     received = 0 :: non_neg_integer(),
     % the last {active, Ref, Limit} sent (a new device starts passive)
     limit = 0 :: tunctl_proto:limit(),
@@ -61,7 +64,7 @@
 
 -opaque flow() :: #flow{}.
 -type action() ::
-    {deliver, binary()}
+    {deliver, [binary(), ...]}
     | passive
     | {reply, gen_server:from(), term()}
     | {cancel_timer, term()}
@@ -83,8 +86,15 @@ new() ->
 
 %% @doc A packet from the port (`{tuntap, Ref, Packet}').
 -spec packet(binary(), flow()) -> result().
-packet(Packet, #flow{received = R} = F) ->
-    done(arrived(Packet, {[], F#flow{received = R + 1}})).
+packet(Packet, F) ->
+    packets([Packet], F).
+
+%% @doc Packets from the port, oldest first (`{tuntap_batch, Ref, Packets}'):
+%% the credit counts each. An active owner gets as many as its mode allows
+%% in one `deliver' action; the rest are queued or go to `recv/3' callers.
+-spec packets([binary()], flow()) -> result().
+packets(Packets, #flow{received = R} = F) ->
+    done(credit(arrived(Packets, {[], F#flow{received = R + length(Packets)}}))).
 
 %% @doc `setopt(Dev, {active, A})' (and the `{active, A}' of `create/2').
 -spec set_active(tuncer:active(), flow()) -> result().
@@ -169,22 +179,41 @@ stop(F) ->
 done({Actions, F}) ->
     {lists:reverse(Actions), F}.
 
-arrived(Packet, {Acc, #flow{active = false, waiters = [{Key, From, Size} | Rest]} = F}) ->
-    credit({[{reply, From, {ok, truncate(Packet, Size)}}, {cancel_timer, Key} | Acc], F#flow{waiters = Rest}});
-arrived(Packet, {Acc, #flow{active = false, queue = Queue} = F}) ->
-    {Acc, F#flow{queue = queue:in(Packet, Queue)}};
-arrived(Packet, {Acc, #flow{hold = Hold, queue = Queue} = F}) when Hold =/= false ->
-    {Acc, F#flow{queue = queue:in(Packet, Queue)}};
-arrived(Packet, AF) ->
-    credit(deliver(Packet, AF)).
+arrived([], AF) ->
+    AF;
+arrived([Packet | Rest], {Acc, #flow{active = false, waiters = [{Key, From, Size} | Waiters]} = F}) ->
+    arrived(Rest, {[{reply, From, {ok, truncate(Packet, Size)}}, {cancel_timer, Key} | Acc], F#flow{waiters = Waiters}});
+arrived(Packets, {Acc, #flow{active = false} = F}) ->
+    {Acc, enqueue(Packets, F)};
+arrived(Packets, {Acc, #flow{hold = Hold} = F}) when Hold =/= false ->
+    {Acc, enqueue(Packets, F)};
+arrived(Packets, {Acc, #flow{active = Active, queue = Queue} = F} = AF) ->
+    case queue:is_empty(Queue) of
+        true ->
+            {Now, Later} = lists:split(allowed(Active, length(Packets)), Packets),
+            arrived(Later, deliver(Now, AF));
+        false ->
+            % older packets first
+            drain({Acc, enqueue(Packets, F)})
+    end.
 
-deliver(Packet, {Acc0, #flow{active = Active} = F}) ->
-    Acc = [{deliver, Packet} | Acc0],
+enqueue(Packets, #flow{queue = Queue} = F) ->
+    F#flow{queue = queue:join(Queue, queue:from_list(Packets))}.
+
+% How many of Len packets an active owner may have now.
+allowed(true, Len) -> Len;
+allowed(once, Len) -> min(1, Len);
+allowed(N, Len) -> min(N, Len).
+
+deliver([], AF) ->
+    AF;
+deliver(Packets, {Acc0, #flow{active = Active} = F}) ->
+    Acc = [{deliver, Packets} | Acc0],
     case Active of
         true -> {Acc, F};
         once -> {Acc, F#flow{active = false}};
-        1 -> passive({Acc, F});
-        N -> {Acc, F#flow{active = N - 1}}
+        N when N =:= length(Packets) -> passive({Acc, F});
+        N -> {Acc, F#flow{active = N - length(Packets)}}
     end.
 
 passive({Acc, F}) ->
@@ -212,16 +241,14 @@ refuse(Reason, {Acc, #flow{waiters = Waiters} = F}) ->
     ),
     {Refused, F#flow{waiters = []}}.
 
-% Deliver queued packets to an active owner.
+% Deliver queued packets to an active owner, as many as it may have.
 drain({_, #flow{active = false}} = AF) ->
     AF;
 drain({_, #flow{hold = Hold}} = AF) when Hold =/= false ->
     AF;
-drain({Acc, #flow{queue = Queue} = F} = AF) ->
-    case queue:out(Queue) of
-        {{value, Packet}, Rest} -> drain(deliver(Packet, {Acc, F#flow{queue = Rest}}));
-        {empty, _} -> AF
-    end.
+drain({Acc, #flow{active = Active, queue = Queue} = F}) ->
+    {Now, Rest} = queue:split(allowed(Active, queue:len(Queue)), Queue),
+    deliver(queue:to_list(Now), {Acc, F#flow{queue = Rest}}).
 
 % The limit the port should have now.
 desired(#flow{hold = Hold}) when Hold =/= false -> false;

@@ -22,6 +22,8 @@
 -export([
     create_args/2,
     is_active/1,
+    is_deliver/1,
+    is_offload/1,
     is_rule/1,
     address/1, address/2,
     addr_add/2,
@@ -46,6 +48,7 @@
     Ifname :: binary(),
     Flags :: [tuncer:option()],
     Active :: tuncer:active(),
+    Deliver :: packet | batch,
     Netns :: binary() | undefined,
     Steps :: [step()]
 }.
@@ -57,9 +60,10 @@
 %%--------------------------------------------------------------------
 
 %% @doc The arguments of a new device process: the interface name, the
-%% device flags, the active mode, the network namespace to enter and the
-%% configuration steps to run after open (filter, MTU, link up, address;
-%% or address, link down), as `tuncer:create/2' describes them.
+%% device flags, the active mode, the delivery mode, the network namespace
+%% to enter and the configuration steps to run after open (filter,
+%% offloads, MTU, link up, address; or address, link down), as
+%% `tuncer:create/2' describes them.
 %%
 %% A malformed name or option raises `badarg'; a name of 16 bytes or more
 %% or an invalid value returns `{error, einval}'.
@@ -70,7 +74,7 @@ create_args(Name, Options) ->
     case byte_size(Ifname) =< ?TUNCTL_MAX_NAME_LEN of
         true ->
             case config(Config) of
-                {ok, Netns, Steps} -> {ok, {Ifname, Flags, Active, Netns, Steps}};
+                {ok, Netns, Steps} -> {ok, {Ifname, Flags, Active, maps:get(deliver, Config, packet), Netns, Steps}};
                 {error, _} = Error -> Error
             end;
         false ->
@@ -82,6 +86,18 @@ create_args(Name, Options) ->
 -spec is_active(term()) -> boolean().
 is_active(A) ->
     ?IS_ACTIVE(A).
+
+%% @doc Whether a term is a delivery mode (`{deliver, Mode}').
+-spec is_deliver(term()) -> boolean().
+is_deliver(Mode) ->
+    Mode =:= packet orelse Mode =:= batch.
+
+%% @doc Whether a term is a list of offloads (`{offload, Offloads}').
+-spec is_offload(term()) -> boolean().
+is_offload(Offloads) when is_list(Offloads) ->
+    lists:all(fun(O) -> lists:member(O, [csum, tso4, tso6, tso_ecn, uso4, uso6]) end, Offloads);
+is_offload(_) ->
+    false.
 
 %% @doc Whether a term is a filter rule (`tuncer:filter/2').
 -spec is_rule(term()) -> boolean().
@@ -196,6 +212,12 @@ option({up, B}, Acc) when is_boolean(B) ->
     config(up, B, Acc);
 option({namespace, Path}, Acc) when is_list(Path); is_binary(Path) ->
     config(namespace, Path, Acc);
+option({deliver, Mode} = Opt, Acc) ->
+    _ = is_deliver(Mode) orelse erlang:error(badarg, [Opt]),
+    config(deliver, Mode, Acc);
+option({offload, Offloads} = Opt, Acc) ->
+    _ = is_offload(Offloads) orelse erlang:error(badarg, [Opt]),
+    config(offload, Offloads, Acc);
 option({filter, Rules} = Opt, Acc) when is_list(Rules) ->
     _ = lists:all(fun is_rule/1, Rules) orelse erlang:error(badarg, [Opt]),
     config(filter, Rules, Acc);
@@ -210,7 +232,8 @@ is_ip_term(IP) ->
         (is_tuple(IP) andalso (tuple_size(IP) =:= 4 orelse tuple_size(IP) =:= 8)).
 
 % The configuration options as the namespace to enter and the steps to run
-% after open: filter, MTU, link up, address (or address, link down).
+% after open: filter, offloads, MTU, link up, address (or address, link
+% down).
 config(Config) ->
     try
         Addr = addr_steps(Config),
@@ -224,6 +247,7 @@ config(Config) ->
             end,
         Steps =
             [{filter, Rules} || #{filter := Rules} <- [Config]] ++
+                [{offload, Offloads} || #{offload := Offloads} <- [Config]] ++
                 [{link_set, [{mtu, N}]} || #{mtu := N} <- [Config]] ++
                 Link,
         {ok, namespace(Config), Steps}

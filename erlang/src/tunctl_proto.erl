@@ -18,6 +18,7 @@
     send/2,
     send/3,
     sendv/2,
+    send_frames/2,
     active/2,
     decode/1,
     handshake/1,
@@ -27,12 +28,17 @@
 
 -include("tunctl_proto.hrl").
 
+%% sendv header and trailer, and the header of each packet in it.
+-define(SENDV_OVERHEAD, 21).
+-define(SENDV_PACKET, 5).
+
 -define(VERSION, ?TUNCTL_PROTO_VERSION).
 
 -type ref() :: 1..?TUNCTL_MAX_REF.
 -type limit() :: boolean() | non_neg_integer().
 -type frame() ::
     {tuntap, ref(), binary()}
+    | {tuntap_batch, ref(), [binary(), ...]}
     | {reply, non_neg_integer(), term()}
     | {tuntap_error, ref(), atom()}
     | {tuntap_read_error, ref(), atom()}
@@ -95,6 +101,24 @@ sendv(Ref, Packets) ->
      [[<<109, Len:32>>, P] || {Len, P} <- Packets],
      <<106>>].
 
+%% @doc The frames that write `Packets' (each with its size), in order:
+%% one `send' for one packet, else as few `sendv' as the port's frame limit
+%% (256 KiB) allows; a packet is never split.
+-spec send_frames(ref(), [{non_neg_integer(), iodata()}]) -> [iodata()].
+send_frames(Ref, [{Size, Data}]) ->
+    [send(Ref, Size, Data)];
+send_frames(Ref, Packets) ->
+    chunks(Ref, Packets, [], ?SENDV_OVERHEAD).
+
+chunks(_Ref, [], [], _) ->
+    [];
+chunks(Ref, [], Acc, _) ->
+    [sendv(Ref, lists:reverse(Acc))];
+chunks(Ref, [{Size, _} = P | Rest], Acc, Bytes) when Acc =:= []; Bytes + ?SENDV_PACKET + Size =< ?TUNCTL_MAX_FRAME ->
+    chunks(Ref, Rest, [P | Acc], Bytes + ?SENDV_PACKET + Size);
+chunks(Ref, Packets, Acc, _) ->
+    [sendv(Ref, lists:reverse(Acc)) | chunks(Ref, Packets, [], ?SENDV_OVERHEAD)].
+
 %% @doc `{active, Ref, Limit}'.
 -spec active(ref(), limit()) -> binary().
 active(Ref, Limit) when is_boolean(Limit); is_integer(Limit), Limit >= 0 ->
@@ -104,11 +128,24 @@ active(Ref, Limit) when is_boolean(Limit); is_integer(Limit), Limit >= 0 ->
 %%% Decode (port -> BEAM)
 %%--------------------------------------------------------------------
 
-%% @doc Decode a frame. Packets come back as sub-binaries of `Frame'.
+%% @doc Decode a frame. Packets come back as sub-binaries of `Frame' (in
+%% a batch, oldest first).
 -spec decode(binary()) -> frame() | {error, badetf}.
 decode(<<131, 104, 3, 119, 6, "tuntap", 98, Ref:32/signed, 109, Len:32, Packet:Len/binary>>) ->
     {tuntap, Ref, Packet};
+decode(<<131, 104, 3, 119, 12, "tuntap_batch", 98, Ref:32/signed, 108, N:32, Elems/binary>> = Frame) ->
+    case packets(Elems, []) of
+        Packets when length(Packets) =:= N, N > 0 -> {tuntap_batch, Ref, Packets};
+        _ -> generic(Frame)
+    end;
 decode(Frame) ->
+    generic(Frame).
+
+packets(<<109, Len:32, P:Len/binary, Rest/binary>>, Acc) -> packets(Rest, [P | Acc]);
+packets(<<106>>, Acc) -> lists:reverse(Acc);
+packets(_, _) -> error.
+
+generic(Frame) ->
     % Not `[safe]': `safe' refuses atoms this VM has not seen yet, and the
     % port sends atoms such as capabilities (`netlink') and errno names
     % (`enotty') that may be new. The port is our own program and its atoms

@@ -12,7 +12,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1, init_per_testcase/2, end_per_testcase/2]).
--export([reflector/1, br_learning/1, vpwn/1, vpwn_active_n/1]).
+-export([reflector/1, br_learning/1, vpwn/1, vpwn_active_n/1, vpwn_offload/1]).
 
 -define(WINDOW, 64).
 
@@ -20,7 +20,7 @@ suite() ->
     [{timetrap, {seconds, 90}}].
 
 all() ->
-    [reflector, br_learning, vpwn, vpwn_active_n].
+    [reflector, br_learning, vpwn, vpwn_active_n, vpwn_offload].
 
 init_per_suite(Config) ->
     case tunctl_test_lib:init_suite(Config) of
@@ -117,11 +117,12 @@ br_learning(_Config) ->
     [ok = sh("ip netns del " ++ N) || {N, _} <- Ns],
     ok.
 
-%% vpwn in {active, true} mode: ping and a 4 MiB TCP transfer through the
-%% tunnel between two nodes in two namespaces; with the remote end
-%% suspended, a burst piles up in its mailbox (no flow control).
+%% vpwn in {active, true} mode, packet by packet (msantos/tunctl's
+%% example): ping and a 4 MiB TCP transfer through the tunnel between two
+%% nodes in two namespaces; with the remote end suspended, a burst piles up
+%% in its mailbox (no flow control).
 vpwn(Config) ->
-    with_lab(Config, [], fun(Lab) ->
+    with_lab(Config, [{offload, false}, {deliver, packet}], fun(Lab) ->
         traffic(Lab),
         #{max_queue := Q, sent := Sent} = Flood = vpwn_lab:flood(Lab, 2000, 1000),
         ct:pal("flood, no flow control: ~p", [Flood]),
@@ -129,7 +130,26 @@ vpwn(Config) ->
         ?assert(Q > 2 * ?WINDOW)
     end).
 
-%% vpwn in {active, N} mode: the same traffic, and with the remote end
+%% vpwn with its defaults (offloads and batches, both ends support them):
+%% an 8 MiB TCP transfer at MTU 1500 with its SHA-256, carried in GSO
+%% super-packets larger than the MTU, each with its virtio_net_hdr.
+vpwn_offload(Config) ->
+    with_lab(Config, [], fun(Lab) ->
+        #{received := 3} = vpwn_lab:ping(Lab, 3),
+        #{match := Match} = Transfer = vpwn_lab:transfer(Lab, 8 bsl 20),
+        ct:pal("transfer: ~p", [Transfer]),
+        ?assert(Match),
+        #{a := A, b := B} = Stats = vpwn_lab:stats(Lab),
+        ct:pal("~p", [Stats]),
+        ?assertMatch(#{offload := true, deliver := batch}, A),
+        ?assertMatch(#{offload := true, deliver := batch}, B),
+        ?assert(maps:get(max_packet, A) > 1500),
+        ?assertEqual(maps:get(to_peer, A), maps:get(from_peer, B)),
+        ?assertEqual(0, maps:get(errors, A) + maps:get(errors, B))
+    end).
+
+%% vpwn in {active, N} mode (with batches and offloads): credit counts
+%% packets; the same traffic, and with the remote end
 %% suspended a burst never puts more than N packets in its mailbox; the
 %% tunnel carries traffic again once the remote end resumes.
 vpwn_active_n(Config) ->

@@ -9,7 +9,8 @@
 
 -export([suite/0, all/0, init_per_suite/1, end_per_suite/1]).
 -export([owner_killed/1, port_killed/1, link_deleted_active/1, link_deleted_passive/1,
-         concurrent_devices/1, create_destroy_cycles/1, flood_passive/1, slow_owner_active_n/1]).
+         concurrent_devices/1, create_destroy_cycles/1, flood_passive/1, slow_owner_active_n/1,
+         slow_owner_batch/1]).
 
 -import(tunctl_test_lib, [exists/1, wait_gone/2, wait_dead/2, wait_fds/2, fd_count/1, rss_kb/1, port_os_pid/1,
                           count_lines/1, ip/1]).
@@ -18,7 +19,7 @@ suite() -> [{timetrap, {minutes, 10}}].
 
 all() ->
     [owner_killed, port_killed, link_deleted_active, link_deleted_passive,
-     concurrent_devices, create_destroy_cycles, flood_passive, slow_owner_active_n].
+     concurrent_devices, create_destroy_cycles, flood_passive, slow_owner_active_n, slow_owner_batch].
 
 init_per_suite(Config) -> tunctl_test_lib:init_suite(Config).
 
@@ -151,18 +152,25 @@ flood_passive(_Config) ->
 %% {active, N} owner that stops re-arming while traffic flows: at most N
 %% packets reach it, then it is passive and memory stays flat.
 slow_owner_active_n(_Config) ->
-    {ok, Dev} = tuncer:create(<<"ft-slow0">>, [tun, no_pi, {active, 50}]),
-    ok = file:write_file("/proc/sys/net/ipv6/conf/ft-slow0/disable_ipv6", <<"1">>),
-    ok = tuncer:up(Dev, {198, 18, 32, 1}, 24),
+    slow_owner(<<"ft-slow0">>, 32, []).
+
+%% The same with {deliver, batch}: at most N packets in total, in batches.
+slow_owner_batch(_Config) ->
+    slow_owner(<<"ft-slow1">>, 33, [{deliver, batch}]).
+
+slow_owner(Name, Net, Opts) ->
+    {ok, Dev} = tuncer:create(Name, [tun, no_pi, {active, 50} | Opts]),
+    ok = file:write_file(iolist_to_binary(["/proc/sys/net/ipv6/conf/", Name, "/disable_ipv6"]), <<"1">>),
+    ok = tuncer:up(Dev, {198, 18, Net, 1}, 24),
     Port = port_os_pid(Dev),
     {Rss0, Mem0} = {rss_kb(Port), erlang:memory(total)},
-    Sent = blast({198, 18, 32, 1}, {198, 18, 32, 2}, 100000, 10000),
+    Sent = blast({198, 18, Net, 1}, {198, 18, Net, 2}, 100000, 10000),
     timer:sleep(200),
     {Rss1, Mem1} = {rss_kb(Port), erlang:memory(total)},
     {message_queue_len, Mine} = process_info(self(), message_queue_len),
     Packets = drain(0),
-    report("slow {active, 50} owner, ~b datagrams sent: ~b delivered, mailbox ~b, port RSS ~b -> ~b kB, BEAM ~b -> ~b kB",
-           [Sent, Packets, Mine, Rss0, Rss1, Mem0 div 1024, Mem1 div 1024]),
+    report("slow {active, 50} owner ~p, ~b datagrams sent: ~b delivered, mailbox ~b, port RSS ~b -> ~b kB, BEAM ~b -> ~b kB",
+           [Opts, Sent, Packets, Mine, Rss0, Rss1, Mem0 div 1024, Mem1 div 1024]),
     ?assertEqual(50, Packets),
     ?assert(Rss1 - Rss0 < 8 * 1024),
     ?assert(Mem1 - Mem0 < 32 * 1024 * 1024),
@@ -178,6 +186,7 @@ report(Fmt, Args) ->
 drain(N) ->
     receive
         {tuntap, _, _} -> drain(N + 1);
+        {tuntap_batch, _, Ps} when length(Ps) =< 64 -> drain(N + length(Ps));
         {tuntap_passive, _} -> drain(N)
     after 0 -> N
     end.

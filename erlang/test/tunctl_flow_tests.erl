@@ -24,7 +24,7 @@ active(A) -> fun(F) -> tunctl_flow:set_active(A, F) end.
 packet(P) -> fun(F) -> tunctl_flow:packet(P, F) end.
 packets(N) -> [packet(<<I>>) || I <- lists:seq(1, N)].
 
-delivered(Actions) -> [P || {deliver, P} <- Actions].
+delivered(Actions) -> lists:append([Ps || {deliver, Ps} <- Actions]).
 limits(Actions) -> [L || {limit, L} <- Actions].
 
 new_is_passive_test() ->
@@ -33,13 +33,13 @@ new_is_passive_test() ->
 
 active_true_test() ->
     {Actions, _} = run([active(true) | packets(3)]),
-    ?assertEqual([{limit, true}, {deliver, <<1>>}, {deliver, <<2>>}, {deliver, <<3>>}], Actions).
+    ?assertEqual([{limit, true}, {deliver, [<<1>>]}, {deliver, [<<2>>]}, {deliver, [<<3>>]}], Actions).
 
 once_grants_one_test() ->
     {Actions, _} = run([active(once), packet(<<1>>)]),
     % one packet granted (received + 1), delivered; the port stops by
     % itself at its limit: no {limit, false}
-    ?assertEqual([{limit, 1}, {deliver, <<1>>}], Actions).
+    ?assertEqual([{limit, 1}, {deliver, [<<1>>]}], Actions).
 
 once_again_grants_next_test() ->
     {Actions, _} = run([active(once), packet(<<1>>), active(once), packet(<<2>>)]),
@@ -48,7 +48,7 @@ once_again_grants_next_test() ->
 
 active_n_passive_test() ->
     {Actions, _} = run([active(2) | packets(2)]),
-    ?assertEqual([{limit, 2}, {deliver, <<1>>}, {deliver, <<2>>}, passive], Actions).
+    ?assertEqual([{limit, 2}, {deliver, [<<1>>]}, {deliver, [<<2>>]}, passive], Actions).
 
 active_n_adds_test() ->
     % {active, N} adds to the counter, as inet
@@ -83,7 +83,7 @@ passive_queues_test() ->
     ?assertEqual([], delivered(A1)),
     ?assertEqual([true, false], limits(A1)),
     {A2, _} = run([active(true)], F1),
-    ?assertEqual([{deliver, <<1>>}, {deliver, <<2>>}, {limit, true}], A2).
+    ?assertEqual([{deliver, [<<1>>, <<2>>]}, {limit, true}], A2).
 
 recv_queued_test() ->
     {_, F1} = run([active(true), active(false), packet(<<"abcdef">>)]),
@@ -163,8 +163,51 @@ hold_test() ->
     % another key does not release
     ?assertMatch({[], _}, tunctl_flow:release(make_ref(), F1)),
     {A2, _} = tunctl_flow:release(Hold, F1),
-    ?assertEqual([{demonitor, Hold}, {deliver, <<1>>}, {limit, true}], A2).
+    ?assertEqual([{demonitor, Hold}, {deliver, [<<1>>]}, {limit, true}], A2).
 
 truncate_test() ->
     {_, F1} = run([active(true), active(false), packet(<<"abc">>)]),
     ?assertMatch({[{reply, ?FROM, {ok, <<"abc">>}}], _}, tunctl_flow:recv(?FROM, 100, F1)).
+
+%%--------------------------------------------------------------------
+%% Batches ({tuntap_batch, Ref, Packets} from the port)
+
+batch(Ps) -> fun(F) -> tunctl_flow:packets(Ps, F) end.
+
+batch_active_true_test() ->
+    {Actions, _} = run([active(true), batch([<<1>>, <<2>>, <<3>>])]),
+    ?assertEqual([{limit, true}, {deliver, [<<1>>, <<2>>, <<3>>]}], Actions).
+
+batch_credit_counts_packets_test() ->
+    % {active, 5}: a batch of 3 leaves 2; the next batch of 3 (the port
+    % never sends beyond its limit, but a change of mode can overtake
+    % packets in flight) delivers 2, turns passive and queues the third
+    {A1, F1} = run([active(5), batch([<<1>>, <<2>>, <<3>>])]),
+    ?assertEqual([{limit, 5}, {deliver, [<<1>>, <<2>>, <<3>>]}], A1),
+    {A2, F2} = run([batch([<<4>>, <<5>>, <<6>>])], F1),
+    ?assertEqual([{deliver, [<<4>>, <<5>>]}, passive], A2),
+    {A3, _} = run([active(10)], F2),
+    ?assertEqual([<<6>>], delivered(A3)),
+    % 6 received, 9 left of the counter: limit 6 + 9
+    ?assertEqual([15], limits(A3)).
+
+batch_once_test() ->
+    {A1, F1} = run([active(once), batch([<<1>>, <<2>>])]),
+    ?assertEqual([{limit, 1}, {deliver, [<<1>>]}], A1),
+    {A2, _} = run([active(once)], F1),
+    ?assertEqual([{deliver, [<<2>>]}], A2).
+
+batch_behind_queue_test() ->
+    % queued packets are older than a batch: they go first, in one action
+    {_, F1} = run([active(true), active(false), batch([<<1>>, <<2>>])]),
+    {A2, _} = run([active(true), batch([<<3>>])], F1),
+    ?assertEqual([<<1>>, <<2>>, <<3>>], delivered(A2)).
+
+batch_to_waiters_test() ->
+    % passive with two recv/3 callers: one packet each, the rest queued
+    {_, F1} = tunctl_flow:wait(k1, {a, t}, 10, tunctl_flow:new()),
+    {_, F2} = tunctl_flow:wait(k2, {b, t}, 10, F1),
+    {A3, F3} = tunctl_flow:packets([<<1>>, <<2>>, <<3>>], F2),
+    ?assertEqual([{cancel_timer, k1}, {reply, {a, t}, {ok, <<1>>}},
+                  {cancel_timer, k2}, {reply, {b, t}, {ok, <<2>>}}], A3),
+    ?assertMatch({[{reply, ?FROM, {ok, <<3>>}}], _}, tunctl_flow:recv(?FROM, 10, F3)).

@@ -7,7 +7,7 @@
 
 -export([init_suite/1, private_netns/0, port_program/0, ip/1, exists/1, wait_gone/2, wait_dead/2, wait_fds/2,
          alive/1, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1, to_string/1]).
--export([udp_setup/3, recv_until/2, active_match/3, is_udp_to/2, parse_udp/1, reflect/1]).
+-export([udp_setup/3, recv_until/2, active_match/3, is_udp_to/2, parse_udp/1, reflect/1, udp4/5]).
 
 %% @doc init_per_suite: skip outside a private namespace or without the binary.
 init_suite(Config) ->
@@ -169,3 +169,13 @@ reflect(<<4:4, IHL:4, Head:8/binary, 17, Csum:16, Src:4/binary, Dst:4/binary, Re
     <<Opt:Skip/binary, SPort:16, DPort:16, Len:16, _:16, Payload/binary>> = Rest,
     <<4:4, IHL:4, Head/binary, 17, Csum:16, Dst/binary, Src/binary, Opt/binary, DPort:16, SPort:16, Len:16, 0:16,
         Payload/binary>>.
+
+%% @doc An IPv4/UDP packet (no options, UDP checksum 0: none) with a valid
+%% header checksum.
+udp4({A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload) ->
+    Len = 28 + byte_size(Payload),
+    Header = <<16#45, 0, Len:16, 0:16, 0:16, 64, 17, 0:16, A, B, C, D, E, F, G, H>>,
+    Sum = lists:sum([W || <<W:16>> <= Header]),
+    Csum = 16#ffff - ((Sum band 16#ffff) + (Sum bsr 16)),
+    <<Pre:10/binary, 0:16, Post/binary>> = Header,
+    <<Pre/binary, Csum:16, Post/binary, SPort:16, DPort:16, (Len - 20):16, 0:16, Payload/binary>>.
