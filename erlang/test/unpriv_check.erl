@@ -1,6 +1,7 @@
 %% Run by scripts/unpriv-test.sh as an unprivileged uid, with only a
 %% setcap'd copy of tunctl_port (private mount+net namespace). Not a CT
 %% suite: CT would need a writable build tree. Prints "N passed, M failed".
+%% Packet helpers come from tunctl_test_lib, as in the suites.
 -module(unpriv_check).
 
 -export([main/0]).
@@ -75,26 +76,11 @@ data_path() ->
     ok = tuncer:up(Dev, {198, 18, 40, 1}, 24),
     {ok, S} = gen_udp:open(0, [binary, {ip, {198, 18, 40, 1}}, {active, false}]),
     ok = gen_udp:send(S, {198, 18, 40, 2}, 4040, <<"unprivileged">>),
-    Pkt = wait_udp(Dev, 4040, 20),
-    ok = tuncer:send(Dev, swap(Pkt)),
+    Pkt = tunctl_test_lib:recv_until(Dev, fun(P) -> tunctl_test_lib:is_udp_to(P, 4040) end),
+    ok = tuncer:send(Dev, tunctl_test_lib:reflect(Pkt)),
     {ok, {{198, 18, 40, 2}, 4040, <<"unprivileged">>}} = gen_udp:recv(S, 0, 2000),
     ok = gen_udp:close(S),
     ok = tuncer:destroy(Dev).
-
-wait_udp(_Dev, _Port, 0) -> error(no_udp_packet);
-wait_udp(Dev, Port, N) ->
-    case tuncer:recv(Dev, 65535, 1000) of
-        {ok, <<16#45, _:8/binary, 17, _/binary>> = P} ->
-            case P of
-                <<_:22/binary, Port:16, _/binary>> -> P;
-                _ -> wait_udp(Dev, Port, N - 1)
-            end;
-        _ ->
-            wait_udp(Dev, Port, N - 1)
-    end.
-
-swap(<<H:12/binary, Src:4/binary, Dst:4/binary, SP:16, DP:16, Rest/binary>>) ->
-    <<H/binary, Dst/binary, Src/binary, DP:16, SP:16, Rest/binary>>.
 
 cap_eff(OsPid) ->
     {ok, Status} = file:read_file("/proc/" ++ tunctl_test_lib:to_string(OsPid) ++ "/status"),
