@@ -90,6 +90,10 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 
 	// An active owner reads first; the relay gets nothing meanwhile.
 	h.write(etf.Tuple(etf.Atom("active"), 1, true))
+	// A call is a barrier: the port has taken the active command before
+	// the packet exists, so the relay cannot win the race for it.
+	_, isT = etf.TaggedTuple(h.call(etf.Tuple(etf.Atom("stats"), 1)), "ok", 2)
+	require.True(t, isT)
 	_, err = unix.Write(kern, []byte("for-the-owner"))
 	require.NoError(t, err)
 	f, isT := etf.TaggedTuple(h.next(), "tuntap", 3)
