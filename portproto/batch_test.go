@@ -1,6 +1,7 @@
 package portproto
 
 import (
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"io"
 	"log"
 	"os"
@@ -17,18 +18,11 @@ import (
 // batchPackets returns the packets of a {tuntap_batch, ref, [...]} frame.
 func batchPackets(t *testing.T, f etf.Term, ref int) []string {
 	t.Helper()
-	tu, ok := etf.TaggedTuple(f, "tuntap_batch", 3)
-	require.True(t, ok, "%v", f)
-	r, _ := etf.AsInt(tu[1])
-	require.EqualValues(t, ref, r)
-	l, ok := etf.AsList(tu[2])
-	require.True(t, ok)
-	require.NotEmpty(t, l, "a batch holds at least one packet")
-	var out []string
-	for _, e := range l {
-		p, ok := etf.AsBinary(e)
-		require.True(t, ok)
-		out = append(out, string(p))
+	pkts, isBatch := porttest.BatchOf(t, f, ref)
+	require.True(t, isBatch, "%v", f)
+	out := make([]string, len(pkts))
+	for i, p := range pkts {
+		out[i] = string(p)
 	}
 	return out
 }
@@ -36,25 +30,25 @@ func batchPackets(t *testing.T, f etf.Term, ref int) []string {
 func TestBatchDeliveryAndCredit(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
-	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("deliver"), 1, atom("bulk")))))
-	require.True(t, isOK(h.call(etf.Tuple(atom("deliver"), 1, atom("batch")))))
-	peer := h.dev(0).peer
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun"))))
+	assert.Equal(t, "badarg", errorOf(h.Call(etf.Tuple(atom("deliver"), 1, atom("bulk")))))
+	require.True(t, isOK(h.Call(etf.Tuple(atom("deliver"), 1, atom("batch")))))
+	peer := h.dev(0).Peer
 	for _, p := range []string{"p0", "p1", "p2", "p3", "p4"} {
 		_, err := unix.Write(peer, []byte(p))
 		require.NoError(t, err)
 	}
 	// Credit counts packets: a limit of 3 yields exactly three, oldest
 	// first, in as few frames as were ready (here one).
-	h.write(etf.Tuple(atom("active"), 1, 3))
+	h.Write(etf.Tuple(atom("active"), 1, 3))
 	var got []string
 	for len(got) < 3 {
-		got = append(got, batchPackets(t, h.next(), 1)...)
+		got = append(got, batchPackets(t, h.Next(), 1)...)
 	}
 	assert.Equal(t, []string{"p0", "p1", "p2"}, got)
-	h.quiet(50 * time.Millisecond)
-	h.write(etf.Tuple(atom("active"), 1, 5))
-	assert.Equal(t, []string{"p3", "p4"}, batchPackets(t, h.next(), 1))
+	h.Quiet(50 * time.Millisecond)
+	h.Write(etf.Tuple(atom("active"), 1, 5))
+	assert.Equal(t, []string{"p3", "p4"}, batchPackets(t, h.Next(), 1))
 
 	// More than a burst waiting: frames of at most readBurst packets, and
 	// exactly the credit.
@@ -62,34 +56,34 @@ func TestBatchDeliveryAndCredit(t *testing.T) {
 		_, err := unix.Write(peer, []byte{byte(i)})
 		require.NoError(t, err)
 	}
-	h.write(etf.Tuple(atom("active"), 1, 5+readBurst+5))
+	h.Write(etf.Tuple(atom("active"), 1, 5+readBurst+5))
 	n := 0
 	for n < readBurst+5 {
-		ps := batchPackets(t, h.next(), 1)
+		ps := batchPackets(t, h.Next(), 1)
 		assert.LessOrEqual(t, len(ps), readBurst)
 		for _, p := range ps {
 			assert.Equal(t, string([]byte{byte(n)}), p, "in order")
 			n++
 		}
 	}
-	h.quiet(50 * time.Millisecond)
+	h.Quiet(50 * time.Millisecond)
 	assert.Equal(t, readBurst+5, n)
-	res := h.call(etf.Tuple(atom("read"), 1, 10))
+	res := h.Call(etf.Tuple(atom("read"), 1, 10))
 	tu, ok := etf.TaggedTuple(res, "ok", 2)
 	require.True(t, ok, "%v", res)
 	pkt, _ := etf.AsBinary(tu[1])
 	assert.Equal(t, []byte{byte(readBurst + 5)}, pkt, "the rest stayed in the kernel queue")
 
 	// Back to one frame per packet.
-	require.True(t, isOK(h.call(etf.Tuple(atom("deliver"), 1, atom("packet")))))
-	h.write(etf.Tuple(atom("active"), 1, true))
+	require.True(t, isOK(h.Call(etf.Tuple(atom("deliver"), 1, atom("packet")))))
+	h.Write(etf.Tuple(atom("active"), 1, true))
 	_, err := unix.Write(peer, []byte("single"))
 	require.NoError(t, err)
 	for i := 0; i < 4; i++ { // the rest of the earlier packets
-		_, ok = etf.TaggedTuple(h.next(), "tuntap", 3)
+		_, ok = etf.TaggedTuple(h.Next(), "tuntap", 3)
 		require.True(t, ok)
 	}
-	tu, ok = etf.TaggedTuple(h.next(), "tuntap", 3)
+	tu, ok = etf.TaggedTuple(h.Next(), "tuntap", 3)
 	require.True(t, ok)
 	pkt, _ = etf.AsBinary(tu[2])
 	assert.Equal(t, "single", string(pkt))
@@ -98,10 +92,10 @@ func TestBatchDeliveryAndCredit(t *testing.T) {
 func TestBatchFilteredAndReadError(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun", "no_pi"))))
-	require.True(t, isOK(h.call(etf.Tuple(atom("deliver"), 1, atom("batch")))))
-	require.True(t, isOK(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"))))))
-	peer := h.dev(0).peer
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun", "no_pi"))))
+	require.True(t, isOK(h.Call(etf.Tuple(atom("deliver"), 1, atom("batch")))))
+	require.True(t, isOK(h.Call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"))))))
+	peer := h.dev(0).Peer
 	udp4 := make([]byte, 28)
 	udp4[0], udp4[9] = 0x45, unix.IPPROTO_UDP
 	tcp4 := make([]byte, 40)
@@ -110,43 +104,43 @@ func TestBatchFilteredAndReadError(t *testing.T) {
 		_, err := unix.Write(peer, p)
 		require.NoError(t, err)
 	}
-	h.write(etf.Tuple(atom("active"), 1, true))
-	assert.Equal(t, []string{string(udp4)}, batchPackets(t, h.next(), 1), "filtered packets are not in the batch")
+	h.Write(etf.Tuple(atom("active"), 1, true))
+	assert.Equal(t, []string{string(udp4)}, batchPackets(t, h.Next(), 1), "filtered packets are not in the batch")
 	// A read fails: the error is its own frame, after any batch, and the
 	// device is no longer polled.
-	h.dev(0).failRead.Store(true)
+	h.dev(0).FailRead.Store(true)
 	_, err := unix.Write(peer, udp4)
 	require.NoError(t, err)
-	tu, ok := etf.TaggedTuple(h.next(), "tuntap_read_error", 3)
+	tu, ok := etf.TaggedTuple(h.Next(), "tuntap_read_error", 3)
 	require.True(t, ok)
 	reason, _ := etf.AsAtom(tu[2])
 	assert.Equal(t, "eio", reason)
-	h.quiet(50 * time.Millisecond)
+	h.Quiet(50 * time.Millisecond)
 }
 
 func TestOffloadCommand(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun", "no_pi", "vnet_hdr"))))
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(2, "plain", "tun", "no_pi"))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun", "no_pi", "vnet_hdr"))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(2, "plain", "tun", "no_pi"))))
 	off := func(ref int, names ...string) etf.Term {
 		l := make([]etf.Term, len(names))
 		for i, n := range names {
 			l[i] = atom(n)
 		}
-		return h.call(etf.Tuple(atom("offload"), ref, etf.List(l...)))
+		return h.Call(etf.Tuple(atom("offload"), ref, etf.List(l...)))
 	}
 	require.True(t, isOK(off(1, "csum", "tso4", "tso6", "tso_ecn", "uso4", "uso6")))
-	assert.EqualValues(t, 0x7f&^0x10, h.dev(0).offload)
+	assert.EqualValues(t, 0x7f&^0x10, h.dev(0).Offload)
 	require.True(t, isOK(off(1, "csum")))
-	assert.EqualValues(t, device.OffloadCsum, h.dev(0).offload)
+	assert.EqualValues(t, device.OffloadCsum, h.dev(0).Offload)
 	require.True(t, isOK(off(1)))
-	assert.EqualValues(t, 0, h.dev(0).offload)
+	assert.EqualValues(t, 0, h.dev(0).Offload)
 	assert.Equal(t, "einval", errorOf(off(1, "tso4")), "segmentation needs csum")
 	assert.Equal(t, "einval", errorOf(off(2, "csum")), "offloads need vnet_hdr")
 	require.True(t, isOK(off(2)), "none is fine without vnet_hdr")
 	assert.Equal(t, "badarg", errorOf(off(1, "ufo")))
-	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("offload"), 1, atom("csum")))))
+	assert.Equal(t, "badarg", errorOf(h.Call(etf.Tuple(atom("offload"), 1, atom("csum")))))
 	assert.Equal(t, "ebadf", errorOf(off(9, "csum")))
 }
 
@@ -156,16 +150,16 @@ func benchServer(b *testing.B) (*Server, *devState, int) {
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	require.NoError(b, err)
 	b.Cleanup(func() { null.Close() })
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	dev, err := porttest.NewFakeDev("", device.FlagTUN)
 	require.NoError(b, err)
-	b.Cleanup(func() { unix.Close(fds[1]) })
+	b.Cleanup(func() { dev.ClosePeer() })
 	s := NewServer(-1, int(null.Fd()), Env{Log: log.New(io.Discard, "", 0)})
-	d := &devState{Device: &fakeDev{fd: fds[0], peer: fds[1], flags: device.FlagTUN}, ref: 1,
+	d := &devState{Device: dev, ref: 1,
 		header: etf.PacketHeader(1), unlimited: true}
 	s.devs[1] = d
 	s.order = append(s.order, d)
-	b.Cleanup(func() { unix.Close(fds[0]) })
-	return s, d, fds[1]
+	b.Cleanup(func() { dev.Close() })
+	return s, d, dev.Peer
 }
 
 // benchRead measures the read path: one op is one 64-byte packet read from

@@ -1,6 +1,7 @@
 package portproto
 
 import (
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"io"
 	"log"
 	"testing"
@@ -31,14 +32,14 @@ func FuzzHandle(f *testing.F) {
 	f.Add(etf.AppendSendFrame(nil, 1, []byte{0x60}))
 	f.Add(etf.AppendSendvFrame(nil, 1, []byte{0x60}, []byte{0x45}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		dev, err := porttest.NewFakeDev("f", 0)
 		if err != nil {
 			t.Skip(err)
 		}
-		defer unix.Close(fds[1])
+		defer dev.ClosePeer()
 		open := func(name string, flags uint16) (Device, error) { return nil, unix.EPERM }
-		s := NewServer(-1, -1, Env{Open: open, Links: &fakeLinks{}, Log: log.New(io.Discard, "", 0)})
-		s.devs[1] = &devState{Device: &fakeDev{fd: fds[0], name: "f"}, ref: 1, header: etf.PacketHeader(1)}
+		s := NewServer(-1, -1, Env{Open: open, Links: &porttest.FakeLinks{}, Log: log.New(io.Discard, "", 0)})
+		s.devs[1] = &devState{Device: dev, ref: 1, header: etf.PacketHeader(1)}
 		s.order = append(s.order, s.devs[1])
 		s.handle(frame)
 		if len(s.outbuf) > 4*MaxPacket {

@@ -46,14 +46,14 @@ func recvTimeout(t *testing.T, fd int) []byte {
 
 func TestRelayHandOverAndTraffic(t *testing.T) {
 	h := newHarness(t)
-	h.next() // handshake
-	require.Equal(t, ok, unwrapOK(t, h.call(etf.Tuple(etf.Atom("open"), 1, []byte("r0"), etf.List(etf.Atom("tap"))))))
-	res := h.call(etf.Tuple(etf.Atom("relay_listen"), 1))
+	h.Next() // handshake
+	require.Equal(t, ok, unwrapOK(t, h.Call(etf.Tuple(etf.Atom("open"), 1, []byte("r0"), etf.List(etf.Atom("tap"))))))
+	res := h.Call(etf.Tuple(etf.Atom("relay_listen"), 1))
 	tu, isT := etf.TaggedTuple(res, "ok", 2)
 	require.True(t, isT, "%v", res)
 	name, _ := etf.AsBinary(tu[1])
 	require.Equal(t, byte(0), name[0])
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("ebusy")), h.call(etf.Tuple(etf.Atom("relay_listen"), 1)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("ebusy")), h.Call(etf.Tuple(etf.Atom("relay_listen"), 1)))
 
 	// A stranger connects first, with a wrong nonce and a descriptor of
 	// its own: it must neither win nor leave the descriptor in the port.
@@ -69,13 +69,13 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 	c := relayTo(t, name, nonce, pair[1])
 	unix.Close(pair[1])
 	defer unix.Close(c)
-	assert.Equal(t, ok, h.call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
 
 	// The stranger's descriptor was closed by the port: its peer sees EOF.
 	assert.Empty(t, recvTimeout(t, stranger[0]))
 
 	// device -> relay, one packet per message
-	kern := h.dev(0).peer
+	kern := h.dev(0).Peer
 	for _, p := range []string{"frame-one", "frame-two"} {
 		_, err := unix.Write(kern, []byte(p))
 		require.NoError(t, err)
@@ -89,31 +89,31 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 	assert.Equal(t, "to-the-kernel", string(recvTimeout(t, kern)))
 
 	// An active owner reads first; the relay gets nothing meanwhile.
-	h.write(etf.Tuple(etf.Atom("active"), 1, true))
+	h.Write(etf.Tuple(etf.Atom("active"), 1, true))
 	// A call is a barrier: the port has taken the active command before
 	// the packet exists, so the relay cannot win the race for it.
-	_, isT = etf.TaggedTuple(h.call(etf.Tuple(etf.Atom("stats"), 1)), "ok", 2)
+	_, isT = etf.TaggedTuple(h.Call(etf.Tuple(etf.Atom("stats"), 1)), "ok", 2)
 	require.True(t, isT)
 	_, err = unix.Write(kern, []byte("for-the-owner"))
 	require.NoError(t, err)
-	f, isT := etf.TaggedTuple(h.next(), "tuntap", 3)
+	f, isT := etf.TaggedTuple(h.Next(), "tuntap", 3)
 	require.True(t, isT)
 	pkt, _ := etf.AsBinary(f[2])
 	assert.Equal(t, "for-the-owner", string(pkt))
 
 	// close: the user's end reads end-of-file
-	assert.Equal(t, ok, h.call(etf.Tuple(etf.Atom("close"), 1)))
+	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("close"), 1)))
 	assert.Empty(t, recvTimeout(t, pair[0]))
 }
 
 func TestRelayAcceptRefusals(t *testing.T) {
 	h := newHarness(t)
-	h.next()
-	unwrapOK(t, h.call(etf.Tuple(etf.Atom("open"), 1, []byte("r1"), etf.List(etf.Atom("tun")))))
+	h.Next()
+	unwrapOK(t, h.Call(etf.Tuple(etf.Atom("open"), 1, []byte("r1"), etf.List(etf.Atom("tun")))))
 	nonce := []byte("0123456789abcdef")
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("einval")), h.call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("badarg")), h.call(etf.Tuple(etf.Atom("relay_accept"), 1, []byte("short"))))
-	res := h.call(etf.Tuple(etf.Atom("relay_listen"), 1))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("einval")), h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("badarg")), h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, []byte("short"))))
+	res := h.Call(etf.Tuple(etf.Atom("relay_listen"), 1))
 	tu, _ := etf.TaggedTuple(res, "ok", 2)
 	name, _ := etf.AsBinary(tu[1])
 	// the right nonce but no descriptor, or not a seqpacket socket
@@ -125,21 +125,21 @@ func TestRelayAcceptRefusals(t *testing.T) {
 	unix.Close(dgram)
 	defer unix.Close(c2)
 	time.Sleep(10 * time.Millisecond)
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("eacces")), h.call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("eacces")), h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
 	// a fresh relay_listen works after a refusal
-	_, isT := etf.TaggedTuple(h.call(etf.Tuple(etf.Atom("relay_listen"), 1)), "ok", 2)
+	_, isT := etf.TaggedTuple(h.Call(etf.Tuple(etf.Atom("relay_listen"), 1)), "ok", 2)
 	assert.True(t, isT)
 }
 
 func TestIoctlWhitelist(t *testing.T) {
 	h := newHarness(t)
-	h.next()
-	unwrapOK(t, h.call(etf.Tuple(etf.Atom("open"), 1, []byte("i0"), etf.List(etf.Atom("tap")))))
+	h.Next()
+	unwrapOK(t, h.Call(etf.Tuple(etf.Atom("open"), 1, []byte("i0"), etf.List(etf.Atom("tap")))))
 	// SIOCGIFFLAGS is not a TUN/TAP request of tuntap.hrl
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("eperm")), h.call(etf.Tuple(etf.Atom("ioctl"), 1, 0x8913, 0)))
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("badarg")), h.call(etf.Tuple(etf.Atom("ioctl"), 1, unix.TUNSETPERSIST, etf.Atom("x"))))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("eperm")), h.Call(etf.Tuple(etf.Atom("ioctl"), 1, 0x8913, 0)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("badarg")), h.Call(etf.Tuple(etf.Atom("ioctl"), 1, unix.TUNSETPERSIST, etf.Atom("x"))))
 	// the fake device runs no ioctl
-	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("enotsup")), h.call(etf.Tuple(etf.Atom("ioctl"), 1, unix.TUNSETPERSIST, 1)))
+	assert.Equal(t, etf.Tuple(etf.Atom("error"), etf.Atom("enotsup")), h.Call(etf.Tuple(etf.Atom("ioctl"), 1, unix.TUNSETPERSIST, 1)))
 }
 
 func unwrapOK(t *testing.T, res etf.Term) etf.Term {

@@ -1,6 +1,7 @@
 package portproto
 
 import (
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"strings"
 	"testing"
 	"time"
@@ -14,16 +15,10 @@ import (
 
 func atom(s string) etf.Term { return etf.Atom(s) }
 
-// errorOf returns the reason of {error, Reason}, or "" for any other term.
-func errorOf(t etf.Term) string {
-	if tu, ok := etf.TaggedTuple(t, "error", 2); ok {
-		a, _ := etf.AsAtom(tu[1])
-		return a
-	}
-	return ""
-}
-
-func isOK(t etf.Term) bool { a, ok := etf.AsAtom(t); return ok && a == "ok" }
+var (
+	errorOf = porttest.ErrorOf
+	isOK    = porttest.IsOK
+)
 
 func openCmd(ref int, name string, flags ...string) etf.Term {
 	fl := make([]etf.Term, len(flags))
@@ -34,7 +29,7 @@ func openCmd(ref int, name string, flags ...string) etf.Term {
 }
 
 func handshake(t *testing.T, h *harness) {
-	tu, ok := etf.TaggedTuple(h.next(), "tunctl_port", 3)
+	tu, ok := etf.TaggedTuple(h.Next(), "tunctl_port", 3)
 	require.True(t, ok)
 	v, _ := etf.AsInt(tu[1])
 	assert.EqualValues(t, Version, v)
@@ -43,7 +38,7 @@ func handshake(t *testing.T, h *harness) {
 func TestHandshakeOpenClose(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	res := h.call(openCmd(5, "tap9", "tap", "no_pi"))
+	res := h.Call(openCmd(5, "tap9", "tap", "no_pi"))
 	tu, ok := etf.TaggedTuple(res, "ok", 2)
 	require.True(t, ok, "%v", res)
 	info, _ := etf.AsTuple(tu[1])
@@ -52,16 +47,16 @@ func TestHandshakeOpenClose(t *testing.T) {
 	assert.Equal(t, "tap9", string(name))
 	assert.EqualValues(t, unix.IFF_TAP|unix.IFF_NO_PI, flags)
 
-	assert.Equal(t, "eexist", errorOf(h.call(openCmd(5, "x", "tun"))))
-	assert.Equal(t, "eperm", errorOf(h.call(openCmd(6, "eperm", "tun"))))
-	assert.Equal(t, "einval", errorOf(h.call(openCmd(6, "sixteen-bytes-xx", "tun"))))
-	assert.Equal(t, "badarg", errorOf(h.call(openCmd(6, "x", "tun", "bogus"))))
-	assert.Equal(t, "badarg", errorOf(h.call(openCmd(0, "x", "tun"))))
+	assert.Equal(t, "eexist", errorOf(h.Call(openCmd(5, "x", "tun"))))
+	assert.Equal(t, "eperm", errorOf(h.Call(openCmd(6, "eperm", "tun"))))
+	assert.Equal(t, "einval", errorOf(h.Call(openCmd(6, "sixteen-bytes-xx", "tun"))))
+	assert.Equal(t, "badarg", errorOf(h.Call(openCmd(6, "x", "tun", "bogus"))))
+	assert.Equal(t, "badarg", errorOf(h.Call(openCmd(0, "x", "tun"))))
 
-	assert.True(t, isOK(h.call(etf.Tuple(atom("close"), 5))))
-	assert.Equal(t, "ebadf", errorOf(h.call(etf.Tuple(atom("close"), 5))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("close"), 5))))
+	assert.Equal(t, "ebadf", errorOf(h.Call(etf.Tuple(atom("close"), 5))))
 	// The device's fd is closed: the kernel side sees EOF.
-	n, err := unix.Read(h.dev(0).peer, make([]byte, 10))
+	n, err := unix.Read(h.dev(0).Peer, make([]byte, 10))
 	assert.Equal(t, 0, n)
 	assert.NoError(t, err)
 }
@@ -69,58 +64,58 @@ func TestHandshakeOpenClose(t *testing.T) {
 func TestActiveLimitIsExact(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
-	peer := h.dev(0).peer
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun"))))
+	peer := h.dev(0).Peer
 	for i := 0; i < 5; i++ {
 		_, err := unix.Write(peer, []byte{byte(i), 0xaa})
 		require.NoError(t, err)
 	}
-	h.quiet(50 * time.Millisecond) // passive at start
-	h.write(etf.Tuple(atom("active"), 1, 3))
+	h.Quiet(50 * time.Millisecond) // passive at start
+	h.Write(etf.Tuple(atom("active"), 1, 3))
 	for i := 0; i < 3; i++ {
-		tu, ok := etf.TaggedTuple(h.next(), "tuntap", 3)
+		tu, ok := etf.TaggedTuple(h.Next(), "tuntap", 3)
 		require.True(t, ok)
 		pkt, _ := etf.AsBinary(tu[2])
 		assert.Equal(t, []byte{byte(i), 0xaa}, pkt)
 	}
-	h.quiet(50 * time.Millisecond)
-	h.write(etf.Tuple(atom("active"), 1, 4))
-	_, ok := etf.TaggedTuple(h.next(), "tuntap", 3)
+	h.Quiet(50 * time.Millisecond)
+	h.Write(etf.Tuple(atom("active"), 1, 4))
+	_, ok := etf.TaggedTuple(h.Next(), "tuntap", 3)
 	require.True(t, ok)
-	h.quiet(50 * time.Millisecond)
+	h.Quiet(50 * time.Millisecond)
 	// The fifth packet is still in the "kernel" queue: read takes it.
-	res := h.call(etf.Tuple(atom("read"), 1, 1))
+	res := h.Call(etf.Tuple(atom("read"), 1, 1))
 	tu, ok := etf.TaggedTuple(res, "ok", 2)
 	require.True(t, ok, "%v", res)
 	pkt, _ := etf.AsBinary(tu[1])
 	assert.Equal(t, []byte{4}, pkt, "read truncates to Size")
-	assert.Equal(t, "eagain", errorOf(h.call(etf.Tuple(atom("read"), 1, 100))))
+	assert.Equal(t, "eagain", errorOf(h.Call(etf.Tuple(atom("read"), 1, 100))))
 
-	h.write(etf.Tuple(atom("active"), 1, true))
+	h.Write(etf.Tuple(atom("active"), 1, true))
 	_, err := unix.Write(peer, []byte{9})
 	require.NoError(t, err)
-	_, ok = etf.TaggedTuple(h.next(), "tuntap", 3)
+	_, ok = etf.TaggedTuple(h.Next(), "tuntap", 3)
 	require.True(t, ok)
-	h.write(etf.Tuple(atom("active"), 1, false))
+	h.Write(etf.Tuple(atom("active"), 1, false))
 	// A reply proves the port processed the frames before it (FIFO).
-	res = h.call(etf.Tuple(atom("stats"), 1))
+	res = h.Call(etf.Tuple(atom("stats"), 1))
 	require.True(t, etf.TaggedTupleOK(res))
 	_, err = unix.Write(peer, []byte{10})
 	require.NoError(t, err)
-	h.quiet(50 * time.Millisecond)
+	h.Quiet(50 * time.Millisecond)
 }
 
 func TestSendPaths(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(2, "", "tun"))))
-	peer := h.dev(0).peer
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(2, "", "tun"))))
+	peer := h.dev(0).Peer
 	buf := make([]byte, 100)
 
-	h.writeRaw(etf.AppendSendFrame(nil, 2, []byte("fast")))
-	h.write(etf.Tuple(atom("send"), 2, []byte("generic")))
-	h.writeRaw(etf.AppendSendvFrame(nil, 2, []byte("batch1"), []byte("batch2")))
-	h.write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("gbatch1"), []byte("gbatch2"))))
+	h.Raw(etf.AppendSendFrame(nil, 2, []byte("fast")))
+	h.Write(etf.Tuple(atom("send"), 2, []byte("generic")))
+	h.Raw(etf.AppendSendvFrame(nil, 2, []byte("batch1"), []byte("batch2")))
+	h.Write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("gbatch1"), []byte("gbatch2"))))
 	for _, want := range []string{"fast", "generic", "batch1", "batch2", "gbatch1", "gbatch2"} {
 		require.NoError(t, waitReadable(peer))
 		n, err := unix.Read(peer, buf)
@@ -128,20 +123,20 @@ func TestSendPaths(t *testing.T) {
 		assert.Equal(t, want, string(buf[:n]))
 	}
 
-	h.write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("ok"), atom("not_a_binary"))))
-	tu0, ok0 := etf.TaggedTuple(h.next(), "tunctl_error", 2)
+	h.Write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("ok"), atom("not_a_binary"))))
+	tu0, ok0 := etf.TaggedTuple(h.Next(), "tunctl_error", 2)
 	require.True(t, ok0, "a bad batch is refused whole")
 	r0, _ := etf.AsAtom(tu0[1])
 	assert.Equal(t, "badcmd", r0)
 
-	h.writeRaw(etf.AppendSendFrame(nil, 3, []byte("nobody")))
-	tu, ok := etf.TaggedTuple(h.next(), "tuntap_error", 3)
+	h.Raw(etf.AppendSendFrame(nil, 3, []byte("nobody")))
+	tu, ok := etf.TaggedTuple(h.Next(), "tuntap_error", 3)
 	require.True(t, ok)
 	reason, _ := etf.AsAtom(tu[2])
 	assert.Equal(t, "ebadf", reason)
 
-	h.writeRaw(etf.AppendSendFrame(nil, 2, make([]byte, MaxPacket+1)))
-	tu, ok = etf.TaggedTuple(h.next(), "tuntap_error", 3)
+	h.Raw(etf.AppendSendFrame(nil, 2, make([]byte, MaxPacket+1)))
+	tu, ok = etf.TaggedTuple(h.Next(), "tuntap_error", 3)
 	require.True(t, ok)
 	reason, _ = etf.AsAtom(tu[2])
 	assert.Equal(t, "emsgsize", reason)
@@ -156,71 +151,71 @@ func TestMalformedInputKeepsServing(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
 	tunctlError := func() string {
-		tu, ok := etf.TaggedTuple(h.next(), "tunctl_error", 2)
+		tu, ok := etf.TaggedTuple(h.Next(), "tunctl_error", 2)
 		require.True(t, ok)
 		a, _ := etf.AsAtom(tu[1])
 		return a
 	}
-	h.writeRaw([]byte{1, 2, 3})
+	h.Raw([]byte{1, 2, 3})
 	assert.Equal(t, "badetf", tunctlError())
-	h.writeRaw([]byte{131, 104, 3, 100}) // truncated
+	h.Raw([]byte{131, 104, 3, 100}) // truncated
 	assert.Equal(t, "badetf", tunctlError())
-	h.writeRaw([]byte{})
+	h.Raw([]byte{})
 	assert.Equal(t, "badetf", tunctlError())
-	h.write(atom("hello"))
+	h.Write(atom("hello"))
 	assert.Equal(t, "badcmd", tunctlError())
-	h.write(etf.Tuple(atom("call"), atom("noid"), atom("x")))
+	h.Write(etf.Tuple(atom("call"), atom("noid"), atom("x")))
 	assert.Equal(t, "badcmd", tunctlError())
-	h.write(etf.Tuple(atom("active"), 1, -3))
+	h.Write(etf.Tuple(atom("active"), 1, -3))
 	assert.Equal(t, "badarg", tunctlError())
-	h.writeRaw(make([]byte, MaxFrame+1))
+	h.Raw(make([]byte, MaxFrame+1))
 	assert.Equal(t, "emsgsize", tunctlError())
 
-	assert.Equal(t, "badcmd", errorOf(h.call(etf.Tuple(atom("frobnicate"), 1))))
-	assert.Equal(t, "badcmd", errorOf(h.call(atom("open"+"x"))))
-	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("open"), 1))))
-	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("read"), 1))))
-	assert.Equal(t, "ebadf", errorOf(h.call(etf.Tuple(atom("read"), 1, 10))))
+	assert.Equal(t, "badcmd", errorOf(h.Call(etf.Tuple(atom("frobnicate"), 1))))
+	assert.Equal(t, "badcmd", errorOf(h.Call(atom("open"+"x"))))
+	assert.Equal(t, "badarg", errorOf(h.Call(etf.Tuple(atom("open"), 1))))
+	assert.Equal(t, "badarg", errorOf(h.Call(etf.Tuple(atom("read"), 1))))
+	assert.Equal(t, "ebadf", errorOf(h.Call(etf.Tuple(atom("read"), 1, 10))))
 	// Still serving.
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun"))))
 }
 
 func TestConfigurationCommands(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "cfg0", "tun"))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "cfg0", "tun"))))
 	ip4 := []byte{198, 18, 0, 1}
-	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 24,
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("addr_add"), 1, ip4, 24,
 		etf.List(etf.Tuple(atom("broadcast"), []byte{198, 18, 0, 255}))))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 32,
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("addr_add"), 1, ip4, 32,
 		etf.List(etf.Tuple(atom("peer"), []byte{198, 18, 0, 2}))))))
-	assert.Equal(t, "einval", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 33, etf.List()))))
-	assert.Equal(t, "einval", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, []byte{1, 2, 3}, 8, etf.List()))))
-	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, ip4, 24, etf.List(atom("x"))))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_del"), 1, ip4, 24))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), true), etf.Tuple(atom("mtu"), 1400))))))
-	assert.Equal(t, "einval", errorOf(h.call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("mtu"), -1))))))
-	h.links.fail = unix.ENODEV
-	assert.Equal(t, "enodev", errorOf(h.call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), false))))))
-	assert.True(t, etf.TaggedTupleOK(h.call(etf.Tuple(atom("link_info"), 1))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("persist"), 1, true))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("owner"), 1, 1000))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("group"), 1, 1000))))
+	assert.Equal(t, "einval", errorOf(h.Call(etf.Tuple(atom("addr_add"), 1, ip4, 33, etf.List()))))
+	assert.Equal(t, "einval", errorOf(h.Call(etf.Tuple(atom("addr_add"), 1, []byte{1, 2, 3}, 8, etf.List()))))
+	assert.Equal(t, "badarg", errorOf(h.Call(etf.Tuple(atom("addr_add"), 1, ip4, 24, etf.List(atom("x"))))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("addr_del"), 1, ip4, 24))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), true), etf.Tuple(atom("mtu"), 1400))))))
+	assert.Equal(t, "einval", errorOf(h.Call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("mtu"), -1))))))
+	h.links.Fail = unix.ENODEV
+	assert.Equal(t, "enodev", errorOf(h.Call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), false))))))
+	assert.True(t, etf.TaggedTupleOK(h.Call(etf.Tuple(atom("link_info"), 1))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("persist"), 1, true))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("owner"), 1, 1000))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("group"), 1, 1000))))
 	d := h.dev(0)
-	assert.True(t, d.persist)
-	assert.Equal(t, 1000, d.owner)
+	assert.True(t, d.Persist)
+	assert.Equal(t, 1000, d.Owner)
 	assert.Equal(t, []string{
 		"add cfg0 198.18.0.1/24 brd 198.18.0.255 peer <nil>",
 		"add cfg0 198.18.0.1/32 brd <nil> peer 198.18.0.2",
 		"del cfg0 198.18.0.1", "up cfg0", "mtu cfg0", "down cfg0", "info cfg0",
-	}, h.links.calls)
+	}, h.links.Recorded())
 }
 
 func TestEOFClosesDevices(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(2, "", "tap"))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun"))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(2, "", "tap"))))
 	h.closeInput()
 	select {
 	case err := <-h.done:
@@ -229,7 +224,7 @@ func TestEOFClosesDevices(t *testing.T) {
 		t.Fatal("server did not stop on EOF")
 	}
 	for i := 0; i < 2; i++ {
-		n, err := unix.Read(h.dev(i).peer, make([]byte, 10))
+		n, err := unix.Read(h.dev(i).Peer, make([]byte, 10))
 		assert.Equal(t, 0, n, "device %d still open", i)
 		assert.NoError(t, err)
 	}
@@ -238,26 +233,26 @@ func TestEOFClosesDevices(t *testing.T) {
 func TestStatsAndFilter(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun", "no_pi"))))
-	peer := h.dev(0).peer
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun", "no_pi"))))
+	peer := h.dev(0).Peer
 	udp4 := make([]byte, 28)
 	udp4[0], udp4[9] = 0x45, unix.IPPROTO_UDP
 	tcp6 := make([]byte, 60)
 	tcp6[0], tcp6[6] = 0x60, unix.IPPROTO_TCP
-	assert.Equal(t, "badarg", errorOf(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("smtp"))))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"), etf.Tuple(atom("ethertype"), 0x0806))))))
-	h.write(etf.Tuple(atom("active"), 1, true))
+	assert.Equal(t, "badarg", errorOf(h.Call(etf.Tuple(atom("filter"), 1, etf.List(atom("smtp"))))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"), etf.Tuple(atom("ethertype"), 0x0806))))))
+	h.Write(etf.Tuple(atom("active"), 1, true))
 	for _, p := range [][]byte{tcp6, udp4, tcp6} {
 		_, err := unix.Write(peer, p)
 		require.NoError(t, err)
 	}
-	tu, ok := etf.TaggedTuple(h.next(), "tuntap", 3)
+	tu, ok := etf.TaggedTuple(h.Next(), "tuntap", 3)
 	require.True(t, ok)
 	pkt, _ := etf.AsBinary(tu[2])
 	assert.Equal(t, udp4, pkt)
-	h.writeRaw(etf.AppendSendFrame(nil, 1, []byte{0x45, 1, 2}))
+	h.Raw(etf.AppendSendFrame(nil, 1, []byte{0x45, 1, 2}))
 	time.Sleep(50 * time.Millisecond)
-	res := h.call(etf.Tuple(atom("stats"), 1))
+	res := h.Call(etf.Tuple(atom("stats"), 1))
 	tu, ok = etf.TaggedTuple(res, "ok", 2)
 	require.True(t, ok)
 	got := map[string]int64{}
@@ -277,48 +272,48 @@ func TestPolicyRefusals(t *testing.T) {
 	require.NoError(t, err)
 	h := newHarnessWith(t, policy.Set{pol})
 	handshake(t, h)
-	assert.Equal(t, "eacces", errorOf(h.call(openCmd(1, "eth0", "tun"))))
-	res := h.call(openCmd(1, "", "tun"))
+	assert.Equal(t, "eacces", errorOf(h.Call(openCmd(1, "eth0", "tun"))))
+	res := h.Call(openCmd(1, "", "tun"))
 	tu, ok := etf.TaggedTuple(res, "ok", 2)
 	require.True(t, ok, "%v", res)
 	info, _ := etf.AsTuple(tu[1])
 	name, _ := etf.AsBinary(info[0])
 	assert.Equal(t, "app-%d", string(name), "the kernel would fill in the number")
-	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("addr_add"), 1, []byte{10, 0, 0, 1}, 8, etf.List()))))
-	assert.True(t, isOK(h.call(etf.Tuple(atom("addr_add"), 1, []byte{198, 18, 0, 1}, 24, etf.List()))))
-	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("persist"), 1, true))))
-	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("owner"), 1, 0))))
-	assert.Equal(t, "eacces", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/1/ns/net")))))
-	assert.Equal(t, "einval", errorOf(h.call(openCmd(2, "app-%d", "tun"))), "templates are the port's business")
+	assert.Equal(t, "eacces", errorOf(h.Call(etf.Tuple(atom("addr_add"), 1, []byte{10, 0, 0, 1}, 8, etf.List()))))
+	assert.True(t, isOK(h.Call(etf.Tuple(atom("addr_add"), 1, []byte{198, 18, 0, 1}, 24, etf.List()))))
+	assert.Equal(t, "eacces", errorOf(h.Call(etf.Tuple(atom("persist"), 1, true))))
+	assert.Equal(t, "eacces", errorOf(h.Call(etf.Tuple(atom("owner"), 1, 0))))
+	assert.Equal(t, "eacces", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/1/ns/net")))))
+	assert.Equal(t, "einval", errorOf(h.Call(openCmd(2, "app-%d", "tun"))), "templates are the port's business")
 }
 
 func TestNetnsOnlyBeforeOpen(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	assert.Equal(t, "eperm", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))), "no Netns hook: refused")
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun"))))
-	assert.Equal(t, "ebusy", errorOf(h.call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))))
+	assert.Equal(t, "eperm", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))), "no Netns hook: refused")
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun"))))
+	assert.Equal(t, "ebusy", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))))
 }
 
 func TestReadCommandFilters(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
-	require.True(t, etf.TaggedTupleOK(h.call(openCmd(1, "", "tun", "no_pi"))))
-	require.True(t, isOK(h.call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"))))))
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun", "no_pi"))))
+	require.True(t, isOK(h.Call(etf.Tuple(atom("filter"), 1, etf.List(atom("udp"))))))
 	udp4 := make([]byte, 28)
 	udp4[0], udp4[9] = 0x45, unix.IPPROTO_UDP
 	tcp4 := make([]byte, 40)
 	tcp4[0], tcp4[9] = 0x45, unix.IPPROTO_TCP
 	for _, p := range [][]byte{tcp4, tcp4, udp4} {
-		_, err := unix.Write(h.dev(0).peer, p)
+		_, err := unix.Write(h.dev(0).Peer, p)
 		require.NoError(t, err)
 	}
-	tu, ok := etf.TaggedTuple(h.call(etf.Tuple(atom("read"), 1, 1500)), "ok", 2)
+	tu, ok := etf.TaggedTuple(h.Call(etf.Tuple(atom("read"), 1, 1500)), "ok", 2)
 	require.True(t, ok)
 	pkt, _ := etf.AsBinary(tu[1])
 	assert.Equal(t, udp4, pkt)
-	assert.Equal(t, "eagain", errorOf(h.call(etf.Tuple(atom("read"), 1, 1500))))
-	tu, ok = etf.TaggedTuple(h.call(etf.Tuple(atom("stats"), 1)), "ok", 2)
+	assert.Equal(t, "eagain", errorOf(h.Call(etf.Tuple(atom("read"), 1, 1500))))
+	tu, ok = etf.TaggedTuple(h.Call(etf.Tuple(atom("stats"), 1)), "ok", 2)
 	require.True(t, ok)
 	kvs, _ := etf.AsList(tu[1])
 	got := map[string]int64{}

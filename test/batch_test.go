@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"net"
 	"testing"
 
@@ -11,42 +12,18 @@ import (
 	"github.com/tunctl/tunctl/etf"
 )
 
-// nextBatch skips frames until a {tuntap_batch, Ref, Packets} and returns
-// its packets.
-func (p *port) nextBatch(ref int) [][]byte {
-	p.t.Helper()
-	for {
-		tu, ok := etf.TaggedTuple(p.next(), "tuntap_batch", 3)
-		if !ok {
-			continue
-		}
-		r, _ := etf.AsInt(tu[1])
-		l, _ := etf.AsList(tu[2])
-		if int(r) != ref {
-			continue
-		}
-		require.NotEmpty(p.t, l)
-		out := make([][]byte, len(l))
-		for i, e := range l {
-			out[i], ok = etf.AsBinary(e)
-			require.True(p.t, ok)
-		}
-		return out
-	}
-}
-
 // A real TUN device in batch mode with checksum offload: every packet comes
 // with its virtio-net header, and a UDP datagram sent by a local socket
 // arrives with its checksum left to the device (NEEDS_CSUM).
 func TestIntegrationBatchWithOffload(t *testing.T) {
 	p := startPort(t)
 	open(p, 1, "it-batch0", "tun", "no_pi", "vnet_hdr")
-	assert.Equal(t, "einval", errorReason(p.call(etf.Tuple(etf.Atom("offload"), 1, atoms("tso4")))))
-	p.mustOK(etf.Tuple(etf.Atom("offload"), 1, atoms("csum", "tso4", "tso6", "tso_ecn")))
-	p.mustOK(etf.Tuple(etf.Atom("deliver"), 1, etf.Atom("batch")))
+	assert.Equal(t, "einval", errorReason(p.Call(etf.Tuple(etf.Atom("offload"), 1, porttest.Atoms("tso4")))))
+	p.MustOK(etf.Tuple(etf.Atom("offload"), 1, porttest.Atoms("csum", "tso4", "tso6", "tso_ecn")))
+	p.MustOK(etf.Tuple(etf.Atom("deliver"), 1, etf.Atom("batch")))
 	configure(p, 1, net.IPv4(198, 18, 4, 1), 24)
 	// IPv6 is on in a fresh namespace: router solicitations come too.
-	p.send(etf.Tuple(etf.Atom("active"), 1, true))
+	p.Write(etf.Tuple(etf.Atom("active"), 1, true))
 
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 4, 1)})
 	require.NoError(t, err)
@@ -60,7 +37,7 @@ func TestIntegrationBatchWithOffload(t *testing.T) {
 	const vnetLen = 10
 	got := 0
 	for got < n {
-		for _, pkt := range p.nextBatch(1) {
+		for _, pkt := range p.NextBatch(1) {
 			require.Greater(t, len(pkt), vnetLen)
 			ip := pkt[vnetLen:]
 			if ip[0]>>4 != 4 || ip[9] != 17 {
@@ -72,5 +49,5 @@ func TestIntegrationBatchWithOffload(t *testing.T) {
 			got++
 		}
 	}
-	p.mustOK(etf.Tuple(etf.Atom("offload"), 1, atoms()))
+	p.MustOK(etf.Tuple(etf.Atom("offload"), 1, porttest.Atoms()))
 }

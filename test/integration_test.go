@@ -3,12 +3,12 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,28 +17,9 @@ import (
 	"github.com/tunctl/tunctl/etf"
 )
 
-// reflectUDP4 turns an IPv4/UDP packet (IHL 5) into its reply: addresses and
-// ports swapped, UDP checksum cleared. The IPv4 header checksum is a sum of
-// 16-bit words, so swapping two of them leaves it valid.
-func reflectUDP4(pkt []byte) []byte {
-	out := append([]byte(nil), pkt...)
-	copy(out[12:16], pkt[16:20])
-	copy(out[16:20], pkt[12:16])
-	copy(out[20:22], pkt[22:24])
-	copy(out[22:24], pkt[20:22])
-	out[26], out[27] = 0, 0
-	return out
-}
-
-func isUDP4To(port int) func([]byte) bool {
-	return func(p []byte) bool {
-		return len(p) >= 28 && p[0] == 0x45 && p[9] == syscall.IPPROTO_UDP && int(p[22])<<8|int(p[23]) == port
-	}
-}
-
 func configure(p *port, ref int, addr net.IP, prefix int) {
-	p.mustOK(etf.Tuple(etf.Atom("addr_add"), ref, []byte(addr.To4()), prefix, etf.List()))
-	p.mustOK(etf.Tuple(etf.Atom("link_set"), ref, etf.List(etf.Tuple(etf.Atom("up"), true))))
+	p.MustOK(etf.Tuple(etf.Atom("addr_add"), ref, []byte(addr.To4()), prefix, etf.List()))
+	p.MustOK(etf.Tuple(etf.Atom("link_set"), ref, etf.List(etf.Tuple(etf.Atom("up"), true))))
 }
 
 func TestIntegrationTunReflectsUDP(t *testing.T) {
@@ -46,7 +27,7 @@ func TestIntegrationTunReflectsUDP(t *testing.T) {
 	name := open(p, 1, "it-tun0", "tun", "no_pi")
 	assert.Equal(t, "it-tun0", name)
 	configure(p, 1, net.IPv4(198, 18, 1, 1), 24)
-	p.send(etf.Tuple(etf.Atom("active"), 1, true))
+	p.Write(etf.Tuple(etf.Atom("active"), 1, true))
 
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 1, 1)})
 	require.NoError(t, err)
@@ -56,9 +37,11 @@ func TestIntegrationTunReflectsUDP(t *testing.T) {
 		msg := []byte(fmt.Sprintf("ping-%d", i))
 		_, err := conn.WriteToUDP(msg, peer)
 		require.NoError(t, err)
-		pkt := p.nextPacket(1, isUDP4To(7777))
+		pkt := p.NextPacket(1, porttest.IsUDP4To(7777))
 		assert.True(t, bytes.HasSuffix(pkt, msg))
-		p.raw(etf.AppendSendFrame(nil, 1, reflectUDP4(pkt)))
+		reply := append([]byte(nil), pkt...)
+		require.True(t, porttest.SwapUDP4(reply))
+		p.Raw(etf.AppendSendFrame(nil, 1, reply))
 		buf := make([]byte, 100)
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(2*time.Second)))
 		n, from, err := conn.ReadFromUDP(buf)
@@ -73,13 +56,13 @@ func TestIntegrationTapKernelNamedSeesARP(t *testing.T) {
 	name := open(p, 3, "", "tap", "no_pi")
 	assert.True(t, strings.HasPrefix(name, "tap"), name)
 	configure(p, 3, net.IPv4(198, 18, 2, 1), 24)
-	p.send(etf.Tuple(etf.Atom("active"), 3, true))
+	p.Write(etf.Tuple(etf.Atom("active"), 3, true))
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 2, 1)})
 	require.NoError(t, err)
 	defer conn.Close()
 	_, err = conn.WriteToUDP([]byte("x"), &net.UDPAddr{IP: net.IPv4(198, 18, 2, 9), Port: 9})
 	require.NoError(t, err)
-	arp := p.nextPacket(3, func(f []byte) bool { return len(f) >= 42 && f[12] == 0x08 && f[13] == 0x06 })
+	arp := p.NextPacket(3, func(f []byte) bool { return len(f) >= 42 && f[12] == 0x08 && f[13] == 0x06 })
 	assert.Equal(t, []byte{198, 18, 2, 9}, arp[38:42], "ARP target")
 }
 
@@ -87,7 +70,7 @@ func TestIntegrationPassiveReadAndLimit(t *testing.T) {
 	p := startPort(t)
 	open(p, 4, "it-tun4", "tun", "no_pi")
 	// Down and unaddressed: nothing can be queued yet.
-	assert.Equal(t, "eagain", errorReason(p.call(etf.Tuple(etf.Atom("read"), 4, 2000))))
+	assert.Equal(t, "eagain", errorReason(p.Call(etf.Tuple(etf.Atom("read"), 4, 2000))))
 	configure(p, 4, net.IPv4(198, 18, 4, 1), 24)
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 4, 1)})
 	require.NoError(t, err)
@@ -96,10 +79,10 @@ func TestIntegrationPassiveReadAndLimit(t *testing.T) {
 	require.NoError(t, err)
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
-		res := p.call(etf.Tuple(etf.Atom("read"), 4, 2000))
+		res := p.Call(etf.Tuple(etf.Atom("read"), 4, 2000))
 		if tu, ok := etf.TaggedTuple(res, "ok", 2); ok {
 			pkt, _ := etf.AsBinary(tu[1])
-			if isUDP4To(4444)(pkt) {
+			if porttest.IsUDP4To(4444)(pkt) {
 				assert.True(t, bytes.HasSuffix(pkt, []byte("passive")))
 				return
 			}
@@ -115,24 +98,24 @@ func TestIntegrationMalformedFramesKeepServing(t *testing.T) {
 	p := startPort(t)
 	expect := func(reason string) {
 		t.Helper()
-		tu, ok := etf.TaggedTuple(p.next(), "tunctl_error", 2)
+		tu, ok := etf.TaggedTuple(p.Next(), "tunctl_error", 2)
 		require.True(t, ok)
 		a, _ := etf.AsAtom(tu[1])
 		assert.Equal(t, reason, a)
 	}
-	p.raw([]byte("not etf at all"))
+	p.Raw([]byte("not etf at all"))
 	expect("badetf")
-	p.raw([]byte{131, 104, 3, 100, 0, 4, 'c', 'a'})
+	p.Raw([]byte{131, 104, 3, 100, 0, 4, 'c', 'a'})
 	expect("badetf")
-	p.send(etf.Tuple(etf.Atom("hello"), 1))
+	p.Write(etf.Tuple(etf.Atom("hello"), 1))
 	expect("badcmd")
-	p.raw(make([]byte, 300<<10))
+	p.Raw(make([]byte, 300<<10))
 	expect("emsgsize")
-	assert.Equal(t, "badcmd", errorReason(p.call(etf.Tuple(etf.Atom("format_disk"), 1))))
-	assert.Equal(t, "badarg", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("x")))))
-	assert.Equal(t, "einval", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("0123456789abcdef"), atoms("tun")))))
-	assert.Equal(t, "badarg", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("x"), atoms("tun", "wat")))))
-	assert.Equal(t, "ebadf", errorReason(p.call(etf.Tuple(etf.Atom("link_info"), 99))))
+	assert.Equal(t, "badcmd", errorReason(p.Call(etf.Tuple(etf.Atom("format_disk"), 1))))
+	assert.Equal(t, "badarg", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("x")))))
+	assert.Equal(t, "einval", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("0123456789abcdef"), porttest.Atoms("tun")))))
+	assert.Equal(t, "badarg", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("x"), porttest.Atoms("tun", "wat")))))
+	assert.Equal(t, "ebadf", errorReason(p.Call(etf.Tuple(etf.Atom("link_info"), 99))))
 	// Still serving, and still able to create a device.
 	open(p, 1, "it-ok", "tun")
 	assert.True(t, linkExists("it-ok"))
@@ -163,19 +146,19 @@ func TestIntegrationNoFdLeak(t *testing.T) {
 	// The first netlink request sets up the Go runtime's poller (an epoll
 	// and an eventfd, once per process): warm up before counting.
 	open(p, 1, "it-warm", "tun")
-	p.mustOK(etf.Tuple(etf.Atom("link_info"), 1))
-	p.mustOK(etf.Tuple(etf.Atom("close"), 1))
+	p.MustOK(etf.Tuple(etf.Atom("link_info"), 1))
+	p.MustOK(etf.Tuple(etf.Atom("close"), 1))
 	before := fdCount(t, pid)
 	for i := 1; i <= 300; i++ {
 		assert.Equal(t, "tun", open(p, i, "", "tun", "no_pi")[:3])
-		p.send(etf.Tuple(etf.Atom("active"), i, true))
-		p.mustOK(etf.Tuple(etf.Atom("link_set"), i, etf.List(etf.Tuple(etf.Atom("up"), true))))
-		assert.Equal(t, "badarg", errorReason(p.call(etf.Tuple(etf.Atom("open"), 0, []byte(""), atoms("tun")))))
-		p.mustOK(etf.Tuple(etf.Atom("close"), i))
+		p.Write(etf.Tuple(etf.Atom("active"), i, true))
+		p.MustOK(etf.Tuple(etf.Atom("link_set"), i, etf.List(etf.Tuple(etf.Atom("up"), true))))
+		assert.Equal(t, "badarg", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 0, []byte(""), porttest.Atoms("tun")))))
+		p.MustOK(etf.Tuple(etf.Atom("close"), i))
 	}
 	// Failed opens must not leak either.
 	for i := 0; i < 50; i++ {
-		assert.Equal(t, "einval", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("bad name"), atoms("tun", "tap")))))
+		assert.Equal(t, "einval", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("bad name"), porttest.Atoms("tun", "tap")))))
 	}
 	assert.Equal(t, before, fdCount(t, pid))
 }
@@ -183,14 +166,14 @@ func TestIntegrationNoFdLeak(t *testing.T) {
 func TestIntegrationPointToPointAddressRemoved(t *testing.T) {
 	p := startPort(t)
 	open(p, 1, "it-ptp0", "tun", "no_pi")
-	p.mustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 5, 1}, 32,
+	p.MustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 5, 1}, 32,
 		etf.List(etf.Tuple(etf.Atom("peer"), []byte{198, 18, 5, 2}))))
 	out, err := exec.Command("ip", "-o", "-4", "addr", "show", "dev", "it-ptp0").CombinedOutput()
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "inet 198.18.5.1 peer 198.18.5.2/32")
-	p.mustOK(etf.Tuple(etf.Atom("addr_del"), 1, []byte{198, 18, 5, 1}, 32))
+	p.MustOK(etf.Tuple(etf.Atom("addr_del"), 1, []byte{198, 18, 5, 1}, 32))
 	out, err = exec.Command("ip", "-o", "-4", "addr", "show", "dev", "it-ptp0").CombinedOutput()
 	require.NoError(t, err)
 	assert.NotContains(t, string(out), "198.18.5.1")
-	assert.Equal(t, "eaddrnotavail", errorReason(p.call(etf.Tuple(etf.Atom("addr_del"), 1, []byte{198, 18, 5, 1}, 32))))
+	assert.Equal(t, "eaddrnotavail", errorReason(p.Call(etf.Tuple(etf.Atom("addr_del"), 1, []byte{198, 18, 5, 1}, 32))))
 }

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tunctl/tunctl/etf"
 	"github.com/tunctl/tunctl/portproto"
+	"github.com/tunctl/tunctl/portproto/porttest"
 )
 
 var portBinary string
@@ -58,12 +58,10 @@ func requireNetns(t *testing.T) {
 
 // port is a running tunctl_port spoken to as the BEAM would.
 type port struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	out    *bufio.Reader
-	frames chan etf.Term
-	id     int
+	*porttest.Client
+	t     *testing.T
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
 }
 
 func startPort(t *testing.T, args ...string) *port {
@@ -76,10 +74,12 @@ func startPort(t *testing.T, args ...string) *port {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	p := &port{t: t, cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout), frames: make(chan etf.Term, 4096)}
-	go p.readFrames()
+	p := &port{Client: porttest.NewClient(t, stdin, stdout), t: t, cmd: cmd, stdin: stdin}
+	// a real device sends packets of its own (IPv6 router solicitations)
+	p.Lenient = true
+	p.Timeout = 3 * time.Second
 	t.Cleanup(func() {
-		p.stdin.Close()
+		stdin.Close()
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
@@ -89,113 +89,24 @@ func startPort(t *testing.T, args ...string) *port {
 			<-done
 		}
 	})
-	hello, ok := etf.TaggedTuple(p.next(), "tunctl_port", 3)
+	hello, ok := etf.TaggedTuple(p.Next(), "tunctl_port", 3)
 	require.True(t, ok, "handshake")
 	v, _ := etf.AsInt(hello[1])
-	require.EqualValues(t, 1, v)
+	require.EqualValues(t, portproto.Version, v)
 	return p
 }
 
-func (p *port) readFrames() {
-	defer close(p.frames)
-	for {
-		b, err := portproto.ReadFrame(p.out)
-		if err != nil {
-			return
-		}
-		term, err := etf.Decode(b)
-		if err != nil {
-			panic(fmt.Sprintf("port sent invalid ETF %x: %v", b, err))
-		}
-		p.frames <- term
-	}
-}
-
-func (p *port) raw(b []byte) {
-	p.t.Helper()
-	_, err := p.stdin.Write(portproto.AppendFrame(nil, b))
-	require.NoError(p.t, err)
-}
-
-func (p *port) send(term etf.Term) {
-	p.t.Helper()
-	b, err := etf.Encode(term)
-	require.NoError(p.t, err)
-	p.raw(b)
-}
-
-func (p *port) next() etf.Term {
-	p.t.Helper()
-	select {
-	case f, ok := <-p.frames:
-		require.True(p.t, ok, "port closed its output")
-		return f
-	case <-time.After(3 * time.Second):
-		p.t.Fatal("no frame from the port within 3s")
-	}
-	return nil
-}
-
-// nextPacket skips frames until a {tuntap, Ref, Packet} whose packet satisfies keep.
-func (p *port) nextPacket(ref int, keep func([]byte) bool) []byte {
-	p.t.Helper()
-	for {
-		tu, ok := etf.TaggedTuple(p.next(), "tuntap", 3)
-		if !ok {
-			continue
-		}
-		r, _ := etf.AsInt(tu[1])
-		pkt, _ := etf.AsBinary(tu[2])
-		if int(r) == ref && keep(pkt) {
-			return pkt
-		}
-	}
-}
-
-func (p *port) call(cmd etf.Term) etf.Term {
-	p.t.Helper()
-	p.id++
-	p.send(etf.Tuple(etf.Atom("call"), p.id, cmd))
-	for {
-		f := p.next()
-		if tu, ok := etf.TaggedTuple(f, "reply", 3); ok {
-			id, _ := etf.AsInt(tu[1])
-			require.EqualValues(p.t, p.id, id)
-			return tu[2]
-		}
-	}
-}
-
-func (p *port) mustOK(cmd etf.Term) etf.Term {
-	p.t.Helper()
-	res := p.call(cmd)
-	if a, ok := etf.AsAtom(res); ok && a == "ok" {
-		return res
-	}
-	tu, ok := etf.TaggedTuple(res, "ok", 2)
-	require.True(p.t, ok, "%v -> %v", cmd, res)
-	return tu[1]
-}
-
+// errorReason returns the reason of {error, Reason}.
 func errorReason(t etf.Term) string {
-	if tu, ok := etf.TaggedTuple(t, "error", 2); ok {
-		a, _ := etf.AsAtom(tu[1])
-		return a
+	if r := porttest.ErrorOf(t); r != "" {
+		return r
 	}
 	return fmt.Sprintf("not an error: %v", t)
 }
 
-func atoms(names ...string) etf.Term {
-	l := make([]etf.Term, len(names))
-	for i, n := range names {
-		l[i] = etf.Atom(n)
-	}
-	return etf.List(l...)
-}
-
 func open(p *port, ref int, name string, flags ...string) string {
 	p.t.Helper()
-	info, ok := etf.AsTuple(p.mustOK(etf.Tuple(etf.Atom("open"), ref, []byte(name), atoms(flags...))))
+	info, ok := etf.AsTuple(p.MustOK(etf.Tuple(etf.Atom("open"), ref, []byte(name), porttest.Atoms(flags...))))
 	require.True(p.t, ok)
 	n, _ := etf.AsBinary(info[0])
 	return string(n)

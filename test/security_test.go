@@ -1,6 +1,7 @@
 package test
 
 import (
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"os"
 	"os/exec"
 	"strconv"
@@ -43,30 +44,30 @@ func TestIntegrationPortIsSandboxed(t *testing.T) {
 
 func TestIntegrationOnlyItsOwnDevices(t *testing.T) {
 	p := startPort(t)
-	assert.Equal(t, "eperm", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("lo"), atoms("tun")))))
+	assert.Equal(t, "eperm", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("lo"), porttest.Atoms("tun")))))
 
 	// A persistent device owned by another uid cannot be attached to, even
 	// though the port holds CAP_NET_ADMIN.
 	open(p, 2, "it-owned", "tun", "no_pi")
-	p.mustOK(etf.Tuple(etf.Atom("owner"), 2, 4242))
-	p.mustOK(etf.Tuple(etf.Atom("persist"), 2, true))
-	p.mustOK(etf.Tuple(etf.Atom("close"), 2))
+	p.MustOK(etf.Tuple(etf.Atom("owner"), 2, 4242))
+	p.MustOK(etf.Tuple(etf.Atom("persist"), 2, true))
+	p.MustOK(etf.Tuple(etf.Atom("close"), 2))
 	require.True(t, linkExists("it-owned"), "persistent device survives close")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "it-owned").Run() })
 
 	q := startPort(t)
-	assert.Equal(t, "eperm", errorReason(q.call(etf.Tuple(etf.Atom("open"), 1, []byte("it-owned"), atoms("tun", "no_pi")))))
+	assert.Equal(t, "eperm", errorReason(q.Call(etf.Tuple(etf.Atom("open"), 1, []byte("it-owned"), porttest.Atoms("tun", "no_pi")))))
 	assert.True(t, linkExists("it-owned"))
 
 	// One with no owner can be attached to (the kernel's rule), and the
 	// attaching port may clear persist so that it goes away with the port.
 	open(q, 3, "it-free", "tun", "no_pi")
-	q.mustOK(etf.Tuple(etf.Atom("persist"), 3, true))
-	q.mustOK(etf.Tuple(etf.Atom("close"), 3))
+	q.MustOK(etf.Tuple(etf.Atom("persist"), 3, true))
+	q.MustOK(etf.Tuple(etf.Atom("close"), 3))
 	r := startPort(t)
 	assert.Equal(t, "it-free", open(r, 1, "it-free", "tun", "no_pi"))
-	r.mustOK(etf.Tuple(etf.Atom("persist"), 1, false))
-	r.mustOK(etf.Tuple(etf.Atom("close"), 1))
+	r.MustOK(etf.Tuple(etf.Atom("persist"), 1, false))
+	r.MustOK(etf.Tuple(etf.Atom("close"), 1))
 	assert.False(t, linkExists("it-free"))
 }
 
@@ -91,18 +92,18 @@ func TestIntegrationNetns(t *testing.T) {
 	}
 
 	p := startPort(t)
-	assert.Equal(t, "eperm", errorReason(p.call(etf.Tuple(etf.Atom("netns"), []byte(path)))), "CAP_SYS_ADMIN was dropped")
+	assert.Equal(t, "eperm", errorReason(p.Call(etf.Tuple(etf.Atom("netns"), []byte(path)))), "CAP_SYS_ADMIN was dropped")
 
 	q := startPort(t, "-allow-netns")
-	assert.Equal(t, "enoent", errorReason(q.call(etf.Tuple(etf.Atom("netns"), []byte("/nonexistent/ns")))))
-	q.mustOK(etf.Tuple(etf.Atom("netns"), []byte(path)))
+	assert.Equal(t, "enoent", errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte("/nonexistent/ns")))))
+	q.MustOK(etf.Tuple(etf.Atom("netns"), []byte(path)))
 	open(q, 1, "it-ns0", "tun")
-	q.mustOK(etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("up"), true))))
+	q.MustOK(etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("up"), true))))
 	assert.False(t, linkExists("it-ns0"), "not in this namespace")
 	out, err := exec.Command("nsenter", "--net="+path, "ip", "-o", "link", "show", "it-ns0").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "UP")
-	assert.Equal(t, "ebusy", errorReason(q.call(etf.Tuple(etf.Atom("netns"), []byte(path)))))
+	assert.Equal(t, "ebusy", errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte(path)))))
 }
 
 func TestIntegrationPolicyFile(t *testing.T) {
@@ -110,12 +111,12 @@ func TestIntegrationPolicyFile(t *testing.T) {
 	pol := dir + "/policy"
 	require.NoError(t, os.WriteFile(pol, []byte("name_prefix pol-\nmax_devices 2\nallow_address 198.18.0.0/15\n"), 0o644))
 	p := startPort(t, "-policy", pol)
-	assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("tun5"), atoms("tun")))))
+	assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("tun5"), porttest.Atoms("tun")))))
 	assert.Equal(t, "pol-0", open(p, 1, "", "tun"))
 	assert.Equal(t, "pol-x", open(p, 2, "pol-x", "tun"))
-	assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("open"), 3, []byte(""), atoms("tun")))), "max_devices")
-	assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))))
-	p.mustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 9, 1}, 24, etf.List()))
+	assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 3, []byte(""), porttest.Atoms("tun")))), "max_devices")
+	assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))))
+	p.MustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 9, 1}, 24, etf.List()))
 
 	require.NoError(t, os.WriteFile(pol, []byte("no_such_key 1\n"), 0o644))
 	bad := exec.Command(portBinary, "-policy", pol)
@@ -145,11 +146,11 @@ func TestIntegrationSystemPolicyCannotBeBypassed(t *testing.T) {
 
 	for _, args := range [][]string{nil, {"-policy", loose}, {"-allow-netns"}} {
 		p := startPort(t, args...)
-		assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("open"), 1, []byte("tun5"), atoms("tun")))), "%v", args)
+		assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("tun5"), porttest.Atoms("tun")))), "%v", args)
 		assert.Equal(t, "sys-0", open(p, 1, "", "tun"), "%v", args)
-		assert.Equal(t, "eacces", errorReason(p.call(etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))))
+		assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))))
 		assert.Equal(t, "0000000000001000", procStatus(t, p.cmd.Process.Pid)["CapEff"],
 			"no CAP_SYS_ADMIN: the system policy does not allow namespaces (%v)", args)
-		p.mustOK(etf.Tuple(etf.Atom("close"), 1))
+		p.MustOK(etf.Tuple(etf.Atom("close"), 1))
 	}
 }

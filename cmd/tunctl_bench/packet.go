@@ -39,31 +39,6 @@ func decodePayload(p []byte) (seq uint64, ts int64, ok bool) {
 	return binary.BigEndian.Uint64(p[4:12]), int64(binary.BigEndian.Uint64(p[12:20])), true
 }
 
-// swapIPv4UDP turns an IPv4 UDP packet into its reply in place: source and
-// destination addresses are exchanged, and so are the ports. The IP header
-// checksum and the UDP checksum stay valid (both are sums in which the order
-// of the swapped fields does not matter). It returns false, leaving pkt
-// untouched, for anything that is not a complete IPv4 UDP header (IPv6,
-// ICMP, fragments after the first, truncated packets).
-func swapIPv4UDP(pkt []byte) bool {
-	if len(pkt) < 20 || pkt[0]>>4 != 4 {
-		return false
-	}
-	ihl := int(pkt[0]&0x0f) * 4
-	if ihl < 20 || len(pkt) < ihl+8 || pkt[9] != 17 {
-		return false
-	}
-	// a non-first fragment has no UDP header
-	if binary.BigEndian.Uint16(pkt[6:8])&0x1fff != 0 {
-		return false
-	}
-	for i := 12; i < 16; i++ {
-		pkt[i], pkt[i+4] = pkt[i+4], pkt[i]
-	}
-	pkt[ihl], pkt[ihl+1], pkt[ihl+2], pkt[ihl+3] = pkt[ihl+2], pkt[ihl+3], pkt[ihl], pkt[ihl+1]
-	return true
-}
-
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
 // sorted, which must be in ascending order; 0 for an empty slice.
 func percentile(sorted []int64, p float64) int64 {

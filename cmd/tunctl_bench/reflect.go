@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/tunctl/tunctl/portproto/porttest"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -86,7 +87,7 @@ func reflectMain(args []string) error {
 		}
 		for i := 0; i < n; i++ {
 			p := bufs[i][:lens[i]]
-			if !swapIPv4UDP(p) {
+			if !porttest.SwapUDP4(p) {
 				ignored++
 				continue
 			}
