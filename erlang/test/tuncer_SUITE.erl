@@ -35,9 +35,7 @@
 -import(tunctl_test_lib, [ip/1, exists/1, wait_gone/2, wait_dead/2, alive/1]).
 -import(tunctl_test_lib, [udp_setup/3, recv_until/2, is_udp_to/2, parse_udp/1, reflect/1]).
 
--define(IFF_TUN, 16#0001).
--define(IFF_TAP, 16#0002).
--define(IFF_NO_PI, 16#1000).
+-include_lib("tunctl/include/tunctl_proto.hrl").
 
 suite() ->
     [{timetrap, {seconds, 60}}].
@@ -81,8 +79,8 @@ kernel_named_tap(_Config) ->
     Name = tuncer:devname(Dev),
     ?assertMatch(<<"tap", _/binary>>, Name),
     Flags = tuncer:flags(Dev),
-    ?assertEqual(?IFF_TAP, Flags band ?IFF_TAP),
-    ?assertEqual(?IFF_NO_PI, Flags band ?IFF_NO_PI),
+    ?assertEqual(?TUNCTL_IFF_TAP, Flags band ?TUNCTL_IFF_TAP),
+    ?assertEqual(?TUNCTL_IFF_NO_PI, Flags band ?TUNCTL_IFF_NO_PI),
     FD = tuncer:getfd(Dev),
     ?assert(is_integer(FD) andalso FD > 0),
     ?assert(exists(Name)),
@@ -95,13 +93,13 @@ kernel_named_tap(_Config) ->
     ?assertMatch(<<"tun", _/binary>>, TunName),
     % options given without no_pi: no_pi is not added
     ?assertMatch({match, _}, re:run(ip("-d link show " ++ binary_to_list(TunName)), "tun type tun pi on")),
-    ?assertEqual(0, tuncer:flags(Tun) band ?IFF_NO_PI),
+    ?assertEqual(0, tuncer:flags(Tun) band ?TUNCTL_IFF_NO_PI),
     ok = tuncer:destroy(Tun).
 
 named_tun(_Config) ->
     {ok, Dev} = tuncer:create(<<"ct-tun0">>, [tun, no_pi]),
     ?assertEqual(<<"ct-tun0">>, tuncer:devname(Dev)),
-    ?assertEqual(?IFF_TUN bor ?IFF_NO_PI, tuncer:flags(Dev) band (?IFF_TUN bor ?IFF_TAP bor ?IFF_NO_PI)),
+    ?assertEqual(?TUNCTL_IFF_TUN bor ?TUNCTL_IFF_NO_PI, tuncer:flags(Dev) band (?TUNCTL_IFF_TUN bor ?TUNCTL_IFF_TAP bor ?TUNCTL_IFF_NO_PI)),
     ?assert(exists("ct-tun0")),
     % string names
     {ok, Dev1} = tuncer:create("ct-tun1", [tun, no_pi, {active, true}]),

@@ -33,8 +33,7 @@
 -import(tunctl_test_lib, [ip/1, exists/1, to_string/1]).
 -import(tunctl_test_lib, [udp_setup/3, recv_until/2, is_udp_to/2, parse_udp/1, reflect/1]).
 
--define(IFF_NO_PI, 16#1000).
--define(IFF_VNET_HDR, 16#4000).
+-include_lib("tunctl/include/tunctl_proto.hrl").
 
 suite() ->
     [{timetrap, {seconds, 60}}].
@@ -177,7 +176,7 @@ create_options(_Config) ->
     ?assertMatch({match, _}, re:run(addrs("cc-opt1"), "inet6 2001:db8:26::1 peer 2001:db8:26::2/128 ")),
     ?assertNot(is_up("cc-opt1")),
     % only tun given: no_pi is not added
-    ?assertEqual(0, tuncer:flags(D2) band ?IFF_NO_PI),
+    ?assertEqual(0, tuncer:flags(D2) band ?TUNCTL_IFF_NO_PI),
     ok = tuncer:destroy(D2),
 
     % no flag given: [tap, no_pi]; {up, true} alone; netmask as a tuple
@@ -323,7 +322,7 @@ persist_reattach(_Config) ->
 % Devices without no_pi: the 4-byte packet information header.
 header_pi(_Config) ->
     {Dev, Sock} = udp_setup(<<"cc-pi0">>, 31, [tun]),
-    ?assertEqual(0, tuncer:flags(Dev) band ?IFF_NO_PI),
+    ?assertEqual(0, tuncer:flags(Dev) band ?TUNCTL_IFF_NO_PI),
     ok = gen_udp:send(Sock, {198, 18, 31, 2}, 4242, <<"pi">>),
     Packet = recv_until(Dev, fun(P) -> {ok, _, IP} = tuncer:header(P), is_udp_to(IP, 4242) end),
     {ok, Header, IP} = tuncer:header(Packet),
@@ -354,7 +353,7 @@ header_pi(_Config) ->
 header_vnet(_Config) ->
     {Dev, Sock} = udp_setup(<<"cc-vnet0">>, 33, [tun, no_pi, vnet_hdr]),
     Flags = tuncer:flags(Dev),
-    ?assertEqual(?IFF_VNET_HDR, Flags band ?IFF_VNET_HDR),
+    ?assertEqual(?TUNCTL_IFF_VNET_HDR, Flags band ?TUNCTL_IFF_VNET_HDR),
     ok = gen_udp:send(Sock, {198, 18, 33, 2}, 4242, <<"vnet">>),
     Packet = recv_until(Dev, fun(P) -> {ok, _, IP} = tuncer:header(P, Flags), is_udp_to(IP, 4242) end),
     {ok, Header, IP} = tuncer:header(Packet, Flags),
