@@ -116,7 +116,9 @@ swap(_) ->
 %% `[Mode, Name, Addr, Prefix, Seconds, N]', all strings (as `-run' passes
 %% them). Starts the reflector, prints `ready NAME', runs for `Seconds',
 %% prints the counters as `reflected=.. ignored=.. errors=..' and halts
-%% the node.
+%% the node. With the environment variable `BENCH_MSACC=Delay,Ms' it also
+%% prints the microstate accounting (`msacc') of the `Ms' milliseconds
+%% that start `Delay' milliseconds after it is ready.
 -spec main([string()]) -> no_return().
 main([Mode, Name, Addr, Prefix, Seconds | Rest]) ->
     N = case Rest of
@@ -126,6 +128,7 @@ main([Mode, Name, Addr, Prefix, Seconds | Rest]) ->
     case start(list_to_existing_atom(Mode), Name, Addr, list_to_integer(Prefix), N) of
         {ok, Pid} ->
             io:format("ready ~s~n", [Name]),
+            ok = msacc(os:getenv("BENCH_MSACC")),
             timer:sleep(list_to_integer(Seconds) * 1000),
             #{reflected := R, ignored := I, errors := E} = stop(Pid),
             io:format("reflected=~b ignored=~b errors=~b~n", [R, I, E]),
@@ -142,6 +145,17 @@ main(_) ->
 %%--------------------------------------------------------------------
 %%% Internal functions
 %%--------------------------------------------------------------------
+
+msacc(Off) when Off =:= false; Off =:= "" ->
+    ok;
+msacc(DelayMs) ->
+    [Delay, Ms] = [list_to_integer(X) || X <- string:lexemes(DelayMs, ",")],
+    _ = spawn(fun() ->
+        timer:sleep(Delay),
+        true = msacc:start(Ms),
+        msacc:print()
+    end),
+    ok.
 
 call(Pid, Req) ->
     Ref = monitor(process, Pid),

@@ -65,14 +65,16 @@ demo(#{ns_a := NsA, ns_b := NsB, node_a := NodeA, node_b := NodeB} = Lab0) ->
     #{a := SA, b := SB} = vpwn_lab:stats(Lab),
     io:format("   tunnel counters: a->b ~b packets, b->a ~b packets, errors ~b~n",
               [maps:get(to_peer, SA), maps:get(to_peer, SB), maps:get(errors, SA) + maps:get(errors, SB)]),
+    io:format("   offloads ~p, delivery ~p: the largest packet a read was ~b bytes (MTU 1500; GSO super-packets)~n",
+              [maps:get(offload, SA), maps:get(deliver, SA), maps:get(max_packet, SA)]),
 
     io:format("~n== flow control: b's vpwn process suspended for 1 s while ~s sends 2000 UDP datagrams~n", [NsA]),
     Plain = vpwn_lab:flood(Lab, 2000, 1000),
     ok = vpwn_lab:untunnel(Lab),
     {ok, LabN} = vpwn_lab:tunnel(Lab, [{active, ?WINDOW}]),
     Flow = vpwn_lab:flood(LabN, 2000, 1000),
-    io:format("   {active, true}: b's mailbox grew to ~b packets~n", [maps:get(max_queue, Plain)]),
-    io:format("   {active, ~b}:   b's mailbox peaked at ~b packets (a's device went passive, "
+    io:format("   {active, true}: b's mailbox grew to ~b messages~n", [maps:get(max_queue, Plain)]),
+    io:format("   {active, ~b}:   b's mailbox peaked at ~b messages (a's device went passive, "
               "the rest waited in a's kernel queue)~n", [?WINDOW, maps:get(max_queue, Flow)]),
     PingN = vpwn_lab:ping(LabN, 3),
     io:format("   after the burst, ping through the flow-controlled tunnel: ~b/~b~n",

@@ -24,6 +24,7 @@
 #   BENCH_ACTIVE_N=128     N of {active, N}
 #   BENCH_TCP_SECS=4       seconds of each iperf3 run; 0 skips the TCP case
 #   BENCH_GOBENCH=1        0 skips the Go benchmarks
+#   BENCH_MSACC=0          1 prints the BEAM's microstate accounting per case
 #   BENCH_STRICT=0         1 exits 1 when a target of issue 13 is missed
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -113,6 +114,7 @@ start_reflector() {
             >"$TMP/refl.out" 2>"$TMP/refl.err" &
         ;;
     *)
+        BENCH_MSACC=$([ "${BENCH_MSACC:-0}" = 1 ] && echo "$((IDLE_SECS * 1000 + 300)),$((SECS * 1000 - 600))" || echo "") \
         taskset -c 0 erl -noshell -pa "$EBIN" -pa examples/ebin \
             -run bench_reflector main "$kind" "$DEV" "$LOCAL" "$PREFIX" "$LIFE" "$ACTIVE_N" \
             >"$TMP/refl.out" 2>"$TMP/refl.err" &
@@ -185,6 +187,10 @@ for size in $SIZES; do
         # datagrams the kernel dropped at the device's queue (it holds 500)
         kdrop=$(awk -v d="$DEV:" '{ l = $0; sub(/:/, ": ", l); split(l, f, " "); if (f[1] == d) print f[13] }' /proc/net/dev)
         stop_reflector
+        if [ "${BENCH_MSACC:-0}" = 1 ] && [ "$kind" != c ] && [ "$kind" != direct ]; then
+            echo "== $kind $size: msacc during the window run"
+            grep -v '^ready' "$TMP/refl.out" || true
+        fi
         echo "$kind $size: $w"
         echo "$kind $size: $p"
         echo "$kind $size: device tx_dropped=$kdrop"
