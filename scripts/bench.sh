@@ -23,6 +23,8 @@
 #   BENCH_IDLE_SECS=2      seconds of idle CPU measurement per case
 #   BENCH_ACTIVE_N=128     N of {active, N}
 #   BENCH_TCP_SECS=4       seconds of each iperf3 run; 0 skips the TCP case
+#   BENCH_PAIRED=1         run the C reference again right before each case and
+#                          take the ratio to that run (0: to the size's one c run)
 #   BENCH_GOBENCH=1        0 skips the Go benchmarks
 #   BENCH_MSACC=0          1 prints the BEAM's microstate accounting per case
 #   BENCH_STRICT=0         1 exits 1 when a target of issue 13 is missed
@@ -44,6 +46,7 @@ PP_SECS=${BENCH_PP_SECS:-1}
 IDLE_SECS=${BENCH_IDLE_SECS:-2}
 ACTIVE_N=${BENCH_ACTIVE_N:-128}
 TCP_SECS=${BENCH_TCP_SECS:-4}
+PAIRED=${BENCH_PAIRED:-1}
 GOBENCH=${BENCH_GOBENCH:-1}
 STRICT=${BENCH_STRICT:-0}
 
@@ -171,11 +174,20 @@ gen() {
         -count "$COUNT" -duration "$2" -mode "$3"
 }
 
-declare -A PPS LOST IDLE ROW
+declare -A PPS LOST IDLE ROW REF
 echo "== machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) before the run"
 echo "== reflectors: CPU 0 (taskset -c 0), generator: CPU 1, window $WINDOW, ${SECS}s / ${COUNT} datagrams max per run, $(nproc) CPUs"
 for size in $SIZES; do
     for kind in $CASES; do
+        if [ "$PAIRED" = 1 ] && [ "$kind" != c ]; then
+            # the reference again, right before this case: the machine's
+            # load changes between cases, the pair is what is compared
+            start_reflector c
+            w=$(gen "$size" "${SECS}s" window)
+            stop_reflector
+            echo "c (paired with $kind) $size: $w"
+            REF[$kind.$size]=$(kv "$w" pps)
+        fi
         start_reflector "$kind"
         t0=$(ticks "$REFL"); n0=$(now_ns)
         sleep "$IDLE_SECS"
@@ -197,24 +209,25 @@ for size in $SIZES; do
         PPS[$kind.$size]=$(kv "$w" pps)
         LOST[$kind.$size]=$(kv "$w" lost)
         IDLE[$kind.$size]=$idle
-        ROW[$kind.$size]=$(printf '%-12s %5s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
-            "$(kv "$w" pps)" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
+        ROW[$kind.$size]=$(printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
+            "$(kv "$w" pps)" "${REF[$kind.$size]:-${PPS[c.$size]}}" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
             "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$idle")
     done
 done
 
 ratio() {
-    local ref=${PPS[c.$2]:-}
+    local ref=${REF[$1.$2]:-${PPS[c.$2]:-}}
     if [ -z "$ref" ] || [ "$ref" = 0 ]; then echo "-"; return; fi
     awk -v a="${PPS[$1.$2]}" -v b="$ref" 'BEGIN { printf "%.2f", a / b }'
 }
 
 echo
-echo "== results (pps: answered datagrams/s in window mode; ratio: to c at the same size;"
+echo "== results (pps: answered datagrams/s in window mode; c_pps: the C reference's, run just"
+echo "   before this case (BENCH_PAIRED=1), ratio: pps / c_pps;"
 echo "   kdrop: dropped by the kernel at the device queue (window + ping-pong runs);"
 echo "   rtt: window-mode round trip under load; pp: ping-pong round trip; cpu: reflector tree,"
 echo "   % of one CPU, during the window run; idle: same with the device up and no traffic)"
-printf '%-12s %5s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s\n' case size pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% idle%
+printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s\n' case size pps c_pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% idle%
 for size in $SIZES; do
     for kind in $CASES; do
         echo "${ROW[$kind.$size]/@RATIO@/$(ratio "$kind" "$size")}"
