@@ -161,3 +161,46 @@ registry_wrap() ->
     {ok, Next} = tunctl_registry:alloc(Self),
     ?assertEqual(2, Next),
     [ok = tunctl_registry:free(H) || H <- [1, 2, Max]].
+
+batch_frame(Ref, Packets) ->
+    <<131, 104, 3, 119, 12, "tuntap_batch", 98, Ref:32, 108, (length(Packets)):32,
+      (<< <<109, (byte_size(P)):32, P/binary>> || P <- Packets >>)/binary, 106>>.
+
+decode_batch_test() ->
+    Big = binary:copy(<<"z">>, 300),
+    Frame = batch_frame(9, [<<"a">>, <<>>, Big]),
+    ?assertEqual({tuntap_batch, 9, [<<"a">>, <<>>, Big]}, tunctl_proto:decode(Frame)),
+    % the same term as the generic decoder gives
+    ?assertEqual(binary_to_term(Frame), tunctl_proto:decode(Frame)),
+    {tuntap_batch, 9, [_, _, P]} = tunctl_proto:decode(Frame),
+    % sub-binaries of the frame, no copy
+    ?assertEqual(byte_size(Frame), binary:referenced_byte_size(P)).
+
+decode_bad_batch_test() ->
+    Frame = batch_frame(9, [<<"a">>, <<"bc">>]),
+    % a count that lies, a truncated frame, trailing bytes: not the fast
+    % path; the generic decoder refuses or returns the term as it is
+    Lying = binary:replace(Frame, <<108, 2:32>>, <<108, 3:32>>),
+    ?assertEqual({error, badetf}, tunctl_proto:decode(Lying)),
+    ?assertEqual({error, badetf}, tunctl_proto:decode(binary:part(Frame, 0, byte_size(Frame) - 1))),
+    % (binary_to_term/1 ignores bytes after a complete term)
+    ?assertEqual({tuntap_batch, 9, [<<"a">>, <<"bc">>]}, tunctl_proto:decode(<<Frame/binary, 0>>)),
+    % an empty batch is not a batch the port sends; decoded generically
+    ?assertEqual({tuntap_batch, 9, []}, tunctl_proto:decode(term_to_binary({tuntap_batch, 9, []}))).
+
+send_frames_test() ->
+    % one packet: a send frame; several: one sendv frame
+    [One] = tunctl_proto:send_frames(3, [{2, <<"ab">>}]),
+    ?assertEqual({send, 3, <<"ab">>}, binary_to_term(iolist_to_binary(One))),
+    [Two] = tunctl_proto:send_frames(3, [{2, <<"ab">>}, {1, [<<"c">>]}]),
+    ?assertEqual({sendv, 3, [<<"ab">>, <<"c">>]}, binary_to_term(iolist_to_binary(Two))).
+
+send_frames_split_test() ->
+    % 10 packets of 60000 bytes: no frame over the port's limit, none
+    % split, all in order
+    Packets = [{60000, binary:copy(<<I>>, 60000)} || I <- lists:seq(1, 10)],
+    Frames = [iolist_to_binary(F) || F <- tunctl_proto:send_frames(3, Packets)],
+    ?assert(length(Frames) > 1),
+    ?assert(lists:all(fun(F) -> byte_size(F) =< 262144 end, Frames)),
+    Got = lists:append([Ps || F <- Frames, {sendv, 3, Ps} <- [binary_to_term(F)]]),
+    ?assertEqual([P || {_, P} <- Packets], Got).
