@@ -125,7 +125,7 @@ stats(#{a := A, b := B, tunnel := Tunnel}) ->
 %% @doc Ping 198.18.200.2 from namespace a, through the tunnel.
 -spec ping(lab(), pos_integer()) -> #{atom() => term()}.
 ping(#{a := A}, Count) ->
-    Cmd = lists:flatten(io_lib:format("ping -n -c ~b -i 0.2 -W 2 ~s 2>&1", [Count, ntoa(?TUN_B)])),
+    Cmd = lists:flatten(io_lib:format("ping -n -c ~b -i 0.2 -W 2 -w 10 ~s 2>&1", [Count, ntoa(?TUN_B)])),
     Out = peer:call(A, os, cmd, [Cmd], 5000 + Count * 2500),
     Stats =
         case re:run(Out, "(\\d+) packets transmitted, (\\d+) received", [{capture, all_but_first, list}]) of

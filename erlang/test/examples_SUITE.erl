@@ -53,7 +53,7 @@ end_per_testcase(_Case, _Config) ->
 %% reflector answers ping and UDP sent through its TUN device.
 reflector(_Config) ->
     {ok, R} = reflector:start(<<"exrefl0">>, [{{198, 18, 130, 1}, 24}]),
-    Ping = os:cmd("ping -n -c 3 -i 0.2 -W 2 198.18.130.2 2>&1"),
+    Ping = os:cmd("ping -n -c 3 -i 0.2 -W 2 -w 10 198.18.130.2 2>&1"),
     ct:pal("~s", [Ping]),
     ?assertMatch({match, _}, re:run(Ping, " 3 received")),
     {ok, S} = gen_udp:open(0, [binary, {ip, {198, 18, 130, 1}}, {active, false}]),
@@ -192,7 +192,7 @@ traffic(Lab) ->
 
 ping(Ns, Addr, Count) ->
     Out = os:cmd(
-        lists:flatten(io_lib:format("ip netns exec ~s ping -n -c ~b -i 0.2 -W 2 ~s 2>&1", [Ns, Count, Addr]))
+        lists:flatten(io_lib:format("ip netns exec ~s ping -n -c ~b -i 0.2 -W 2 -w 10 ~s 2>&1", [Ns, Count, Addr]))
     ),
     case re:run(Out, " " ++ integer_to_list(Count) ++ " received") of
         {match, _} -> ok;

@@ -655,7 +655,7 @@ count_queues(Queues, Total, Counts) ->
 % what arrives on Dev.
 ping_through(Dev, Addr) ->
     Self = self(),
-    spawn_link(fun() -> Self ! {ping, os:cmd("ping -6 -c 3 -i 0.2 -W 2 " ++ Addr ++ " 2>&1")} end),
+    spawn_link(fun() -> Self ! {ping, os:cmd("ping -6 -c 3 -i 0.2 -W 2 -w 10 " ++ Addr ++ " 2>&1")} end),
     reflect_loop(Dev).
 
 reflect_loop(Dev) ->
