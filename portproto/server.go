@@ -319,60 +319,33 @@ func (s *Server) readInput() (eof bool, err error) {
 	}
 }
 
-// handle dispatches one request frame.
+// handle dispatches one request frame (decodeRequest).
 func (s *Server) handle(frame []byte) {
-	if ref, pkt, isSend := etf.ParseSend(frame); isSend {
-		s.send(ref, pkt)
-		return
-	}
-	if ref, elems, n, isSendv := etf.ParseSendv(frame); isSendv {
-		for i := 0; i < n; i++ {
+	r := decodeRequest(frame)
+	switch r.kind {
+	case reqSend:
+		s.send(r.ref, r.pkt)
+	case reqSendv:
+		elems := r.elems
+		for i := 0; i < r.n; i++ {
 			var pkt []byte
 			pkt, elems, _ = etf.NextPacket(elems)
-			s.send(ref, pkt)
+			s.send(r.ref, pkt)
 		}
-		return
+		for _, p := range r.pkts {
+			s.send(r.ref, p)
+		}
+	case reqCall:
+		s.call(r.id, r.name, r.args)
+	case reqActive:
+		s.active(r)
+	default:
+		s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom(r.reason)))
 	}
-	t, err := etf.Decode(frame)
-	if err != nil {
-		s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badetf")))
-		return
-	}
-	if tu, isT := etf.TaggedTuple(t, "call", 3); isT {
-		if _, isI := etf.AsInt(tu[1]); isI {
-			s.call(tu[1], tu[2])
-			return
-		}
-	} else if tu, isT := etf.TaggedTuple(t, "send", 3); isT {
-		ref, rerr := argRef(tu[1])
-		pkt, isB := etf.AsBinary(tu[2])
-		if rerr == nil && isB {
-			s.send(ref, pkt)
-			return
-		}
-	} else if tu, isT := etf.TaggedTuple(t, "sendv", 3); isT {
-		if s.sendv(tu[1], tu[2]) == nil {
-			return
-		}
-	} else if tu, isT := etf.TaggedTuple(t, "active", 3); isT {
-		if s.active(tu[1], tu[2]) == nil {
-			return
-		}
-		s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badarg")))
-		return
-	}
-	s.emit(etf.Tuple(etf.Atom("tunctl_error"), etf.Atom("badcmd")))
 }
 
-func (s *Server) call(id, cmd etf.Term) {
-	var name string
-	var args []etf.Term
-	if a, isA := etf.AsAtom(cmd); isA {
-		name = a
-	} else if tu, isT := etf.AsTuple(cmd); isT && len(tu) > 0 {
-		name, _ = etf.AsAtom(tu[0])
-		args = tu[1:]
-	}
+// call runs a command and replies {reply, Id, Result}.
+func (s *Server) call(id etf.Term, name string, args []etf.Term) {
 	c, known := commands[name]
 	var res etf.Term
 	var err error
@@ -409,51 +382,19 @@ func (s *Server) send(ref int32, pkt []byte) {
 	}
 }
 
-// sendv writes a generically encoded batch, after checking all of it.
-func (s *Server) sendv(refT, listT etf.Term) error {
-	ref, err := argRef(refT)
-	if err != nil {
-		return err
-	}
-	l, isL := etf.AsList(listT)
-	if !isL {
-		return ErrBadArg
-	}
-	pkts := make([][]byte, len(l))
-	for i, e := range l {
-		if pkts[i], isL = etf.AsBinary(e); !isL {
-			return ErrBadArg
-		}
-	}
-	for _, p := range pkts {
-		s.send(ref, p)
-	}
-	return nil
-}
-
-func (s *Server) active(refT, limitT etf.Term) error {
-	ref, err := argRef(refT)
-	if err != nil {
-		return err
-	}
-	unlimited, isB := etf.AsBool(limitT)
-	n, isI := etf.AsInt(limitT)
-	if !isB && (!isI || n < 0) {
-		return ErrBadArg
-	}
-	d := s.devs[ref]
+// active sets a device's credit ({active, Ref, Limit}).
+func (s *Server) active(r request) {
+	d := s.devs[r.ref]
 	switch {
 	case d == nil:
-		s.event("tuntap_error", ref, unix.EBADF)
-	case isB:
-		d.unlimited = unlimited
-		if !unlimited {
-			d.limit = d.sent
-		}
+		s.event("tuntap_error", r.ref, unix.EBADF)
+	case r.unlimited:
+		d.unlimited = true
+	case r.stop:
+		d.unlimited, d.limit = false, d.sent
 	default:
-		d.unlimited, d.limit = false, uint64(n)
+		d.unlimited, d.limit = false, r.limit
 	}
-	return nil
 }
 
 func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error) {
