@@ -5,12 +5,15 @@ export CGO_ENABLED := 0
 GO ?= go
 REBAR3 ?= rebar3
 PORT := priv/tunctl_port
-GOSRC := $(shell find cmd etf portproto device -name '*.go' ! -name '*_test.go') go.mod go.sum
+# Every non-test Go file tunctl_port is built from, its dependencies' too
+# (go list -deps), so that a change in any package (policy/, sandbox/, ...)
+# rebuilds it. check-gosrc checks it.
+GOSRC := $(shell $(GO) list -deps -f '{{if not .Standard}}{{range .GoFiles}}{{$$.Dir}}/{{.}} {{end}}{{end}}' ./cmd/tunctl_port) go.mod go.sum
 INNS := scripts/in-netns
 FUZZTIME ?= 10s
 EBIN := erlang/_build/default/lib/tunctl/ebin
 
-.PHONY: all deps erlang examples test check-format vet test-go test-go-integration fuzz-short fuzz \
+.PHONY: all deps erlang examples test check-format vet check-gosrc test-go test-go-integration fuzz-short fuzz \
         test-erlang xref dialyzer eunit ct test-unpriv test-unpriv-ct demo bench setcap clean \
         docs test-examples test-ecosystem demo-reflector generate
 
@@ -39,7 +42,7 @@ generate:
 
 # Everything, in the order a failure is cheapest to find.
 test: deps
-	$(MAKE) check-format vet test-go fuzz-short $(PORT) test-go-integration test-erlang \
+	$(MAKE) check-format vet test-go fuzz-short $(PORT) check-gosrc test-go-integration test-erlang \
 	    docs test-ecosystem
 	@echo "make test: all stages passed"
 
@@ -49,6 +52,14 @@ check-format:
 
 vet:
 	$(GO) vet ./...
+
+# The binary depends on every package it is built from: pretending any of
+# their files changed (make -W) must make $(PORT) out of date.
+check-gosrc: $(PORT)
+	@for d in $$($(GO) list -deps -f '{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}' ./cmd/tunctl_port); do \
+	    f=$$(ls $$d/*.go | grep -v '_test.go$$' | head -1); \
+	    if $(MAKE) -f $(firstword $(MAKEFILE_LIST)) -q -W $$f $(PORT) >/dev/null 2>&1; then echo "GOSRC misses $$f: $(PORT) would stay stale"; exit 1; fi; \
+	done; echo "check-gosrc: $(PORT) depends on every package it is built from"
 
 test-go:
 	$(GO) test -count=1 ./etf/... ./portproto/... ./device/... ./sandbox/... ./policy/... ./cmd/...

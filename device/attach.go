@@ -1,68 +1,136 @@
 package device
 
 import (
-	"errors"
 	"runtime"
-	"strings"
+	"strconv"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// Kind returns the rtnetlink kind of interface name ("tun" for TUN/TAP
-// devices), or an *OpError wrapping ENODEV when it does not exist.
-func (Links) Kind(name string) (string, error) {
-	l, err := link(name)
-	if err != nil {
-		return "", err
-	}
-	return l.Type(), nil
-}
-
-// Count returns how many interfaces have names starting with prefix.
-func (Links) Count(prefix string) (int, error) {
-	ls, err := netlink.LinkList()
-	if err != nil {
-		return 0, opErr("RTM_GETLINK", err)
-	}
-	n := 0
-	for _, l := range ls {
-		if strings.HasPrefix(l.Attrs().Name, prefix) {
-			n++
+// OpenAs opens the interface name for caller c, creating it or attaching
+// a queue to it when it exists, under the ownership rule (Caller.MayUse).
+//
+// Creating uses TUNSETIFF with IFF_TUN_EXCL, which fails (EBUSY) rather
+// than attach when the name exists, so nothing can slip in between a
+// lookup and the attach; the new device gets c's uid as its owner
+// (TUNSETOWNER) before it is returned.
+//
+// Attaching (the name exists) is refused with EPERM unless the interface
+// is a TUN/TAP device c may use. The TUNSETIFF runs with CAP_NET_ADMIN
+// lowered from the effective set for a non-root caller, so the kernel
+// applies the device's owner/group to the caller's own ids as well; then
+// the device the descriptor actually got is read back and checked again,
+// and the queue closed (EPERM) if c may not use it.
+//
+// With IFF_TUN_EXCL in flags, an existing name is EBUSY. The calling
+// goroutine must be locked to its OS thread (capabilities are per thread).
+func OpenAs(c Caller, name string, flags uint16) (*Tun, error) {
+	excl := flags&FlagTunExcl != 0
+	for attempt := 0; ; attempt++ {
+		t, err := Open(name, flags|FlagTunExcl)
+		if err == nil {
+			t.flags = flags
+			t.caller, t.created = &c, true
+			if err = t.SetOwner(c.UID); err == nil {
+				err = t.identify()
+			}
+			if err != nil {
+				t.Close()
+				return nil, err
+			}
+			return t, nil
 		}
+		if excl || Errno(err) != unix.EBUSY {
+			return nil, err
+		}
+		t, err = attachAs(c, name, flags)
+		if Errno(err) != unix.ENODEV || attempt == 2 {
+			return t, err
+		}
+		// Gone between the two TUNSETIFFs: try to create it again.
 	}
-	return n, nil
 }
 
-// OpenOrAttach opens name like Open, with one difference that matters for a
-// privileged caller: when an interface called name already exists, it is
-// attached to with CAP_NET_ADMIN lowered from the effective set, so the
-// kernel applies the device's owner/group rules (TUNSETOWNER/TUNSETGROUP) to
-// this process's real identity instead of waving them through. An existing
-// interface that is not a TUN/TAP device (eth0, lo, ...) is refused with
-// EPERM. The calling goroutine must be locked to its OS thread
-// (capabilities are per thread).
-func OpenOrAttach(name string, flags uint16) (*Tun, error) {
-	if name == "" || strings.Contains(name, "%") {
-		return Open(name, flags)
-	}
-	kind, err := Links{}.Kind(name)
-	if errors.Is(err, unix.ENODEV) {
-		return Open(name, flags)
-	}
+// attachAs attaches to the existing interface name for c (see OpenAs).
+func attachAs(c Caller, name string, flags uint16) (*Tun, error) {
+	ti, err := Links{}.TunInfo(name)
 	if err != nil {
 		return nil, err
 	}
-	if kind != "tuntap" && kind != "tun" {
-		return nil, opErr("attach "+name+" ("+kind+")", unix.EPERM)
+	if !c.MayUse(ti) {
+		return nil, opErr("attach "+name+" ("+ti.Kind+")", unix.EPERM)
 	}
 	var t *Tun
-	err = withoutNetAdmin(func() error {
+	open := func() error {
 		var oerr error
 		t, oerr = Open(name, flags)
 		return oerr
-	})
-	return t, err
+	}
+	if c.Root() {
+		err = open()
+	} else {
+		err = withoutNetAdmin(open)
+	}
+	if err != nil {
+		if Errno(err) == unix.EPERM {
+			// Without CAP_NET_ADMIN the kernel refuses to create: the
+			// device went away in between.
+			if _, lerr := (Links{}).TunInfo(name); Errno(lerr) == unix.ENODEV {
+				return nil, lerr
+			}
+		}
+		return nil, err
+	}
+	t.caller = &c
+	if err := t.Verify(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// identify records the ifindex of the device the descriptor is attached
+// to, found by the name the kernel reports for the descriptor.
+func (t *Tun) identify() error {
+	ifr, err := unix.NewIfreq("")
+	if err != nil {
+		return opErr("ifreq", err)
+	}
+	if err := unix.IoctlIfreq(t.fd, unix.TUNGETIFF, ifr); err != nil {
+		return opErr("TUNGETIFF", err)
+	}
+	t.name = ifr.Name()
+	ti, err := Links{}.TunInfo(t.name)
+	if err != nil {
+		return err
+	}
+	t.index = ti.Index
+	return nil
+}
+
+// Verify checks that the caller may configure the device now: the name
+// the descriptor was attached under still denotes the same interface (same
+// ifindex), and a device attached to rather than created is still one the
+// caller may use (its owner or group may have changed since): EPERM
+// otherwise. A Tun made by Open, outside OpenAs, has no caller and is not
+// checked.
+func (t *Tun) Verify() error {
+	if t.caller == nil {
+		return nil
+	}
+	if t.index == 0 {
+		if err := t.identify(); err != nil {
+			return err
+		}
+	}
+	ti, err := Links{}.TunInfo(t.name)
+	if err != nil {
+		return err
+	}
+	if ti.Index != t.index || !t.created && !t.caller.MayUse(ti) {
+		return opErr("device "+t.name+" owned by another user", unix.EPERM)
+	}
+	return nil
 }
 
 // withoutNetAdmin runs f with CAP_NET_ADMIN cleared from this thread's
@@ -88,10 +156,27 @@ func withoutNetAdmin(f func() error) error {
 }
 
 // EnterNetns moves the calling thread into the network namespace at path
-// (for example /var/run/netns/NAME or /proc/PID/ns/net). It needs
+// (for example /run/netns/NAME or /proc/PID/ns/net). It needs
 // CAP_SYS_ADMIN. The caller must keep the goroutine locked to its thread.
+//
+// path is first opened with O_PATH, which never blocks and opens nothing,
+// and must be a namespace file (nsfs): anything else, a FIFO that would
+// block open(2) for instance, is EINVAL. Only then is the same file opened
+// for setns(2), through /proc/self/fd.
 func EnterNetns(path string) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	pfd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return opErr("open "+path, err)
+	}
+	defer unix.Close(pfd)
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(pfd, &st); err != nil {
+		return opErr("fstatfs "+path, err)
+	}
+	if st.Type != unix.NSFS_MAGIC {
+		return opErr(path+": not a namespace file", unix.EINVAL)
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return opErr("open "+path, err)
 	}

@@ -48,6 +48,11 @@ type Tun struct {
 	fd    int
 	name  string
 	flags uint16
+	// Set by OpenAs: who it was opened for, whether it was created (rather
+	// than attached to) and its ifindex, for Verify.
+	caller  *Caller
+	created bool
+	index   int
 }
 
 // Open creates (or attaches to) the interface name with the given IFF_* flags.

@@ -49,7 +49,7 @@ func cmdAddrSet(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.policy.Address(addr); err != nil {
+	if err := s.policy.Address(addr, prefix, nil, kernelBroadcast(d, addr, prefix)); err != nil {
 		return nil, s.denied(err)
 	}
 	if len(addr) == net.IPv6len {
@@ -91,6 +91,45 @@ func cmdAddrList(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	return okWith(etf.List(l...)), nil
 }
 
+// primary4 returns the primary IPv4 address of the device and its
+// prefix, or ip/32 when it has none (for the policy's address check).
+func primary4(al AddrLinks, d *devState, ip net.IP) (net.IP, int) {
+	if addrs, err := al.AddrList(d.Name()); err == nil {
+		for _, a := range addrs {
+			if len(a.IP) == net.IPv4len {
+				return a.IP, a.Prefix
+			}
+		}
+	}
+	return ip, 32
+}
+
+// kernelBroadcast is the broadcast address SIOCSIFADDR and SIOCSIFNETMASK
+// leave on a TAP device for addr/prefix: the prefix's for prefixes below
+// 31, the classful default otherwise (nil on TUN, point-to-point, links
+// and for IPv6).
+func kernelBroadcast(d *devState, addr net.IP, prefix int) net.IP {
+	if len(addr) != net.IPv4len || d.Flags()&device.FlagTAP == 0 {
+		return nil
+	}
+	if prefix >= 31 {
+		switch {
+		case addr[0] < 128:
+			prefix = 8
+		case addr[0] < 192:
+			prefix = 16
+		case addr[0] < 224:
+			prefix = 24
+		}
+	}
+	brd := make(net.IP, net.IPv4len)
+	m := net.CIDRMask(prefix, 32)
+	for i := range brd {
+		brd[i] = addr[i] | ^m[i]
+	}
+	return brd
+}
+
 func argIPv4(t etf.Term) (net.IP, error) {
 	ip, err := argIP(t)
 	if err == nil && len(ip) != net.IPv4len {
@@ -105,12 +144,14 @@ func cmdDstaddr(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.policy.Address(peer); err != nil {
-		return nil, s.denied(err)
-	}
 	al, err := s.addrLinks()
 	if err != nil {
 		return nil, err
+	}
+	// The kernel routes peer/prefix of the primary address.
+	addr, prefix := primary4(al, d, peer)
+	if err := s.policy.Address(addr, prefix, peer, nil); err != nil {
+		return nil, s.denied(err)
 	}
 	return ok, al.SetPeer4(d.Name(), peer)
 }
@@ -125,6 +166,10 @@ func cmdBroadcast(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	al, err := s.addrLinks()
 	if err != nil {
 		return nil, err
+	}
+	addr, prefix := primary4(al, d, brd)
+	if err := s.policy.Address(addr, prefix, nil, brd); err != nil {
+		return nil, s.denied(err)
 	}
 	return ok, al.SetBroadcast4(d.Name(), brd)
 }

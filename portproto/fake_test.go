@@ -48,6 +48,17 @@ func newHarnessWith(t *testing.T, pol policy.Set) *harness {
 		if err != nil {
 			return nil, err
 		}
+		switch name {
+		case "flood":
+			// Always readable, always a TCP/IPv4 packet.
+			d.Flood = make([]byte, 40)
+			d.Flood[0], d.Flood[9] = 0x45, unix.IPPROTO_TCP
+			if _, err := unix.Write(d.Peer, []byte{0}); err != nil {
+				return nil, err
+			}
+		case "notmine":
+			d.VerifyErr = unix.EPERM
+		}
 		h.mu.Lock()
 		h.devs = append(h.devs, d)
 		h.mu.Unlock()

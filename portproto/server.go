@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"strings"
+	"sync/atomic"
 
 	"github.com/tunctl/tunctl/device"
 	"github.com/tunctl/tunctl/etf"
@@ -25,6 +26,10 @@ type Device interface {
 	SetOwner(uid int) error
 	SetGroup(gid int) error
 	SetOffload(flags uint) error
+	// Verify reports whether the caller may still configure the device
+	// (EPERM when not: see device.Tun.Verify); checked before every
+	// command that changes it.
+	Verify() error
 	Close() error
 }
 
@@ -51,11 +56,17 @@ type Env struct {
 }
 
 const (
-	readBurst = 64           // packets read from one device per poll round
+	readBurst = 64           // packets read (filtered or not) from one device per poll round
 	inBufSize = 2 * MaxFrame // stdin buffer
-	outFlush  = 1 << 20      // flush stdout once this much is pending
+	// outFlush bounds the output: once this much is pending, stdout is
+	// flushed before anything else is read, from stdin or from a device.
+	outFlush  = 1 << 20
 	outBufCap = outFlush + readBurst*(MaxPacket+4+etf.PacketHeaderLen)
 )
+
+// errStdinClosed ends Serve: stdin reached EOF (or its writer went away)
+// while the server waited to write.
+var errStdinClosed = errors.New("stdin closed")
 
 // devState is an open device and its flow-control state.
 type devState struct {
@@ -90,14 +101,16 @@ type Server struct {
 
 	inbuf      []byte
 	r, w       int
-	skip       int // bytes of an oversized frame still to discard
+	skip       int  // bytes of an oversized frame still to discard
+	pending    bool // inbuf may hold complete frames not handled yet
 	outbuf     []byte
 	rbuf       []byte // scratch for the read command
 	pfds       []unix.PollFd
 	polled     []*devState
 	writeError error
-	home       int  // a socket of the first network namespace (relay.go), or -1
-	entered    bool // the port entered another network namespace
+	home       int         // a socket of the first network namespace (relay.go), or -1
+	entered    bool        // the port entered another network namespace
+	ending     atomic.Bool // Serve is closing its devices and returning
 }
 
 // NewServer returns a server reading requests from in and writing frames to
@@ -125,7 +138,12 @@ func (s *Server) Serve() error {
 	s.emit(etf.Tuple(etf.Atom("tunctl_port"), Version, etf.List(caps...)))
 	for {
 		if err := s.flush(); err != nil {
-			return err
+			return s.end(err)
+		}
+		if s.pending {
+			// Frames left in inbuf when the output bound was reached.
+			s.handleFrames()
+			continue
 		}
 		s.pfds = append(s.pfds[:0], unix.PollFd{Fd: int32(s.in), Events: unix.POLLIN})
 		s.polled = s.polled[:0]
@@ -154,14 +172,31 @@ func (s *Server) Serve() error {
 		if s.pfds[0].Revents != 0 {
 			eof, err := s.readInput()
 			if err != nil || eof {
-				s.closeAll()
-				if ferr := s.flush(); err == nil {
-					err = ferr
+				if err == nil {
+					err = errStdinClosed
 				}
-				return err
+				return s.end(err)
 			}
 		}
 	}
+}
+
+// Ending reports whether Serve has stopped serving and is closing its
+// devices. Unlike every other method it may be called from any goroutine.
+func (s *Server) Ending() bool { return s.ending.Load() }
+
+// end closes every device and writes what can still be written; EOF on
+// stdin is a normal end (nil).
+func (s *Server) end(err error) error {
+	s.ending.Store(true)
+	s.closeAll()
+	if ferr := s.flush(); err == errStdinClosed && ferr != errStdinClosed {
+		err = ferr
+	}
+	if errors.Is(err, errStdinClosed) {
+		return nil
+	}
+	return err
 }
 
 // readDevice reads up to readBurst packets straight into the output buffer,
@@ -186,9 +221,10 @@ func (s *Server) readDevice(d *devState) {
 			return
 		}
 		if !d.filter.Allows(s.outbuf[body : body+n]) {
+			// Counted against the burst: a flood of filtered packets
+			// must not starve stdin and the other devices.
 			s.outbuf = s.outbuf[:start]
 			d.stats.Filtered++
-			i--
 			continue
 		}
 		s.outbuf = s.outbuf[:body+n]
@@ -230,9 +266,8 @@ func (s *Server) readBatch(d *devState) {
 			break
 		}
 		if !d.filter.Allows(s.outbuf[body : body+k]) {
-			s.outbuf = s.outbuf[:ps]
+			s.outbuf = s.outbuf[:ps] // counted against the burst, as in readDevice
 			d.stats.Filtered++
-			i--
 			continue
 		}
 		s.outbuf = s.outbuf[:body+k]
@@ -253,9 +288,10 @@ func (s *Server) readBatch(d *devState) {
 }
 
 // readOne reads a single packet for the read command, skipping (and
-// counting) packets the device's filter drops, as the active path does.
+// counting) packets the device's filter drops, as the active path does:
+// at most readBurst of them, then it answers EAGAIN.
 func (s *Server) readOne(d *devState) ([]byte, error) {
-	for {
+	for i := 0; i < readBurst; i++ {
 		n, err := d.Read(s.rbuf)
 		if err != nil {
 			if err != unix.EAGAIN {
@@ -271,9 +307,11 @@ func (s *Server) readOne(d *devState) ([]byte, error) {
 		d.stats.RxBytes += uint64(n)
 		return s.rbuf[:n], nil
 	}
+	return nil, unix.EAGAIN
 }
 
-// readInput reads what stdin has and handles every complete frame.
+// readInput reads what stdin has and handles the complete frames (see
+// handleFrames).
 func (s *Server) readInput() (eof bool, err error) {
 	if s.r == s.w {
 		s.r, s.w = 0, 0
@@ -291,17 +329,32 @@ func (s *Server) readInput() (eof bool, err error) {
 		return true, nil
 	}
 	s.w += n
+	s.handleFrames()
+	return false, nil
+}
+
+// handleFrames handles the complete frames in inbuf until none is left or
+// the output reaches outFlush; then it sets s.pending, and Serve flushes
+// before it handles the rest and before it reads stdin again. So the
+// output stays bounded whatever arrives: a read command answers up to 64
+// KiB from a ~30-byte frame.
+func (s *Server) handleFrames() {
+	s.pending = false
 	for {
+		if len(s.outbuf) >= outFlush {
+			s.pending = true
+			return
+		}
 		if s.skip > 0 {
 			k := min(s.skip, s.w-s.r)
 			s.skip -= k
 			s.r += k
 			if s.skip > 0 {
-				return false, nil
+				return
 			}
 		}
 		if s.w-s.r < 4 {
-			return false, nil
+			return
 		}
 		l := int(binary.BigEndian.Uint32(s.inbuf[s.r:]))
 		if l > MaxFrame {
@@ -311,7 +364,7 @@ func (s *Server) readInput() (eof bool, err error) {
 			continue
 		}
 		if s.w-s.r-4 < l {
-			return false, nil
+			return
 		}
 		frame := s.inbuf[s.r+4 : s.r+4+l]
 		s.r += 4 + l
@@ -406,7 +459,7 @@ func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error
 	}
 	name, err := s.policy.DeviceName(name)
 	if err == nil {
-		err = s.policy.CheckCount(s.links.Count)
+		err = s.policy.CheckCount(s.links.Count, false)
 	}
 	if err != nil {
 		return nil, s.denied(err)
@@ -414,6 +467,15 @@ func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error
 	dev, err := s.open(name, flags)
 	if err != nil {
 		return nil, err
+	}
+	// Count again with the new queue in: ports opening at the same time
+	// all passed the first check; those that went over the limit give
+	// their queue back.
+	if err := s.policy.CheckCount(s.links.Count, true); err != nil {
+		if cerr := dev.Close(); cerr != nil {
+			s.log.Printf("close %s: %v", dev.Name(), cerr)
+		}
+		return nil, s.denied(err)
 	}
 	d := &devState{Device: dev, ref: ref, header: etf.PacketHeader(ref)}
 	s.devs[ref] = d
@@ -480,18 +542,43 @@ func (s *Server) emit(t etf.Term) {
 	s.outbuf = append(s.outbuf, b...)
 }
 
-// flush writes the pending frames to stdout in one write.
+// flush writes the pending frames to stdout. While stdout is full it
+// waits for it and for stdin together: stdin's writer going away ends the
+// wait with errStdinClosed (EOF wins even when the reader stopped reading).
 func (s *Server) flush() error {
 	if s.writeError != nil {
 		return s.writeError
 	}
-	if len(s.outbuf) == 0 {
-		return nil
+	p := s.outbuf
+	for len(p) > 0 && s.writeError == nil {
+		n, err := unix.Write(s.out, p)
+		switch err {
+		case nil:
+			p = p[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			s.writeError = s.waitWritable()
+		default:
+			s.writeError = &device.OpError{Op: "write", Err: err}
+		}
 	}
-	err := device.WriteAll(s.out, s.outbuf)
 	s.outbuf = s.outbuf[:0]
-	s.writeError = err
-	return err
+	return s.writeError
+}
+
+// waitWritable waits until stdout takes more, or stdin's writer is gone.
+func (s *Server) waitWritable() error {
+	fds := []unix.PollFd{{Fd: int32(s.out), Events: unix.POLLOUT}, {Fd: int32(s.in), Events: unix.POLLRDHUP}}
+	if _, err := device.Poll(fds, -1); err != nil {
+		return &device.OpError{Op: "poll", Err: err}
+	}
+	if fds[1].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR) != 0 {
+		return errStdinClosed
+	}
+	if fds[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+		return &device.OpError{Op: "write", Err: unix.EPIPE}
+	}
+	return nil
 }
 
 // reason maps an error to the atom sent to Erlang: a posix name such as

@@ -290,6 +290,13 @@ func TestPolicyRefusals(t *testing.T) {
 func TestNetnsOnlyBeforeOpen(t *testing.T) {
 	h := newHarness(t)
 	handshake(t, h)
+	assert.Equal(t, "eacces", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))), "no administrator's policy")
+	admin, err := policy.Parse(strings.NewReader("allow_netns /proc/self/ns/*\n"))
+	require.NoError(t, err)
+	admin.System = true
+	h = newHarnessWith(t, policy.Set{admin})
+	handshake(t, h)
+	assert.Equal(t, "eacces", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/1/ns/net")))), "not named")
 	assert.Equal(t, "eperm", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))), "no Netns hook: refused")
 	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "", "tun"))))
 	assert.Equal(t, "ebusy", errorOf(h.Call(etf.Tuple(atom("netns"), []byte("/proc/self/ns/net")))))

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tunctl/tunctl/device"
 	"github.com/tunctl/tunctl/etf"
+	"github.com/tunctl/tunctl/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,13 +67,25 @@ func onDevice(h devHandler) handler {
 	}
 }
 
+// onOwnDevice is onDevice for commands that change the device: the
+// device must still be the caller's (Device.Verify) when they run, or they
+// answer eperm.
+func onOwnDevice(h devHandler) handler {
+	return onDevice(func(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+		if err := d.Verify(); err != nil {
+			return nil, err
+		}
+		return h(s, d, a)
+	})
+}
+
 // commandTable is the protocol's command list, in the order of
 // doc/protocol.md's "Commands" table (rendered from it by make generate):
 // each command's term, its documentation, and its handler. Its arity is the
 // number of Args.
 var commandTable = []Command{
 	{Term{"open", args("Ref", "Name", "Flags"),
-		"`{ok, {DevName, FlagsInt}}`. `Name` is a binary (`<<>>`: the kernel picks); `Flags` a list of {{flags}}. Errors: `einval` (name longer than {{max_name}} bytes, both or neither of tun/tap), `badarg` (unknown flag), `eexist` (`Ref` in use), kernel errno."},
+		"`{ok, {DevName, FlagsInt}}`. `Name` is a binary (`<<>>`: the kernel picks); `Flags` a list of {{flags}}. A new device's owner is the port's real uid (`TUNSETOWNER`). A name that exists is attached to only when it is a TUN/TAP device the caller may use (root, or its owner/group match the caller: doc/security.md), else `eperm`; with `tun_excl`, `ebusy`. Errors: `einval` (name longer than {{max_name}} bytes, both or neither of tun/tap), `badarg` (unknown flag), `eexist` (`Ref` in use), `eacces` (policy: name, `max_devices`), kernel errno."},
 		cmdOpen},
 	{Term{"close", args("Ref"),
 		"`ok`; the fd is closed (a non-persistent device disappears)."},
@@ -81,28 +94,28 @@ var commandTable = []Command{
 		"`{ok, Packet}` (at most `Size` bytes, like `read(2)`), or `{error, eagain}` when nothing is queued. Never blocks."},
 		onDevice(cmdRead)},
 	{Term{"addr_add", args("Ref", "Addr", "PrefixLen", "Opts"),
-		"`ok`. `Addr` is a 4- or 16-byte binary; `Opts` a list of `{broadcast, Addr4}`, `{peer, Addr}`."},
-		onDevice(cmdAddrAdd)},
+		"`ok`. `Addr` is a 4- or 16-byte binary (an IPv4-mapped IPv6 address is taken as IPv4, its prefix less 96); `Opts` a list of `{broadcast, Addr4}`, `{peer, Addr}`. Under `allow_address`, the network `Addr/PrefixLen`, the peer's network and the broadcast address must lie in one allowed range (`eacces`)."},
+		onOwnDevice(cmdAddrAdd)},
 	{Term{"addr_del", args("Ref", "Addr", "PrefixLen"),
 		"`ok`."},
-		onDevice(cmdAddrDel)},
+		onOwnDevice(cmdAddrDel)},
 	{Term{"link_set", args("Ref", "Opts"),
 		"`ok`. `Opts` a list of `{up, boolean()}`, `{mtu, N}`."},
-		onDevice(cmdLinkSet)},
+		onOwnDevice(cmdLinkSet)},
 	{Term{"link_info", args("Ref"),
 		"`{ok, [{name, Bin}, {index, N}, {mtu, N}, {up, boolean()}]}`"},
 		onDevice(cmdLinkInfo)},
 	{Term{"persist", args("Ref", "Bool"),
 		"`ok` (`TUNSETPERSIST`)."},
-		onDevice(cmdPersist)},
+		onOwnDevice(cmdPersist)},
 	{Term{"owner", args("Ref", "Uid"),
 		"`ok` (`TUNSETOWNER`)."},
-		onDevice(cmdOwner)},
+		onOwnDevice(cmdOwner)},
 	{Term{"group", args("Ref", "Gid"),
 		"`ok` (`TUNSETGROUP`)."},
-		onDevice(cmdGroup)},
+		onOwnDevice(cmdGroup)},
 	{Term{"netns", args("Path"),
-		"`ok`: the port moves into the network namespace at `Path` (`/var/run/netns/NAME`, `/proc/PID/ns/net`); devices opened afterwards live there, and configuration applies there. Only before the first `open` (`ebusy` after). Needs `CAP_SYS_ADMIN`, which the port keeps only when started with `-allow-netns` and no policy forbids namespaces; otherwise `eperm` (or `eacces` when a policy forbids it)."},
+		"`ok`: the port moves into the network namespace at `Path` (`/run/netns/NAME`, `/proc/PID/ns/net`); devices opened afterwards live there, and configuration applies there. Only before the first `open` (`ebusy` after). `eacces` unless the administrator's policy has an `allow_netns` pattern matching `Path` (a clean absolute path), and every other policy in force too; `einval` when `Path` is not a namespace file (checked without blocking). Needs `CAP_SYS_ADMIN`, which the port keeps only when started with `-allow-netns` and the administrator's policy names namespaces: `eperm` otherwise."},
 		cmdNetns},
 	{Term{"filter", args("Ref", "Rules"),
 		"`ok`. Packets read from the device that match no rule are dropped in the port (counted as `filtered`). `Rules`: a list of {{filter_rules}}, `{ethertype, N}`, `{ip_proto, N}`; `[]` removes the filter. IP protocol rules look at the IPv4 protocol / IPv6 next header field (no extension-header walk)."},
@@ -112,25 +125,25 @@ var commandTable = []Command{
 		onDevice(cmdDeliver)},
 	{Term{"offload", args("Ref", "Offloads"),
 		"`ok` (`TUNSETOFFLOAD`). `Offloads` a list of {{offloads}} (`[]`: none): the kernel may then hand over (and accepts) packets with partial checksums and GSO super-packets of up to 64 KiB, each described by the `virtio_net_hdr` in front of it. `einval` unless the device was opened with `vnet_hdr` and, when any offload is asked for, `csum` is among them; the kernel refuses flags it does not know (`uso4`/`uso6` before Linux 6.2) with `einval`."},
-		onDevice(cmdOffload)},
+		onOwnDevice(cmdOffload)},
 	{Term{"stats", args("Ref"),
 		"`{ok, [{rx_packets, N}, {rx_bytes, N}, {tx_packets, N}, {tx_bytes, N}, {filtered, N}, {rx_errors, N}, {tx_errors, N}]}`; rx is device → BEAM, tx is BEAM → device."},
 		onDevice(cmdStats)},
 	{Term{"addr_set", args("Ref", "Addr", "PrefixLen"),
 		"`ok`. Sets the primary address as msantos/tunctl 1.0's `up/2,3` did. IPv4: `SIOCSIFADDR` then `SIOCSIFNETMASK`: the kernel replaces the first IPv4 address of the interface (or adds one), so the same address again is `ok` and a new one replaces the old; the broadcast address is the kernel's (classful default, recomputed for the prefix when below 31; none on a TUN link). IPv6: the address is added; already present is `ok`. The policy's address rules apply."},
-		onDevice(cmdAddrSet)},
+		onOwnDevice(cmdAddrSet)},
 	{Term{"addr_list", args("Ref"),
 		"`{ok, [{Addr, PrefixLen, Opts}]}`, the kernel's addresses of the interface, primary IPv4 first; `Opts` as `addr_add`'s (`{peer, Addr}`, `{broadcast, Addr4}`)."},
 		onDevice(cmdAddrList)},
 	{Term{"dstaddr", args("Ref", "Addr4"),
 		"`ok`: the point-to-point peer of the primary IPv4 address (`SIOCSIFDSTADDR`). The policy's address rules apply to the peer."},
-		onDevice(cmdDstaddr)},
+		onOwnDevice(cmdDstaddr)},
 	{Term{"broadcast", args("Ref", "Addr4"),
 		"`ok`: the broadcast address of the primary IPv4 address (`SIOCSIFBRDADDR`)."},
-		onDevice(cmdBroadcast)},
+		onOwnDevice(cmdBroadcast)},
 	{Term{"ioctl", args("Ref", "Request", "Arg"),
 		"`ok`. One request of msantos/tunctl 1.0's `include/tuntap.hrl` (`TUNSETNOCSUM` ... `TUNSETSNDBUF`) on the device; `Arg` an integer or a binary (at most 4096 bytes, copied into a buffer at least as large as the kernel's structure). `TUNSETPERSIST`, `TUNSETOWNER`, `TUNSETGROUP` are subject to the policy as `persist`, `owner`, `group`. Any other request: `eperm`."},
-		onDevice(cmdIoctl)},
+		onOwnDevice(cmdIoctl)},
 	{Term{"relay_listen", args("Ref"),
 		"`{ok, Name}`: the port listens on a fresh random abstract `AF_UNIX` `SOCK_SEQPACKET` address `Name` (a binary starting with a NUL byte) in the network namespace it started in. `ebusy` when the device already has a relay."},
 		onDevice(cmdRelayListen)},
@@ -235,17 +248,19 @@ func cmdAddrAdd(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 			if peer, err = argIP(t[1]); err != nil {
 				return nil, err
 			}
+			var isIP bool
+			if peer, _, isIP = policy.Normalize(peer, 8*len(peer)); !isIP || len(peer) != len(addr) {
+				return nil, unix.EINVAL
+			}
 		} else {
 			return nil, ErrBadArg
 		}
 	}
-	for _, ip := range []net.IP{addr, peer} {
-		if ip == nil {
-			continue
-		}
-		if err := s.policy.Address(ip); err != nil {
-			return nil, s.denied(err)
-		}
+	if brd != nil && len(addr) != net.IPv4len {
+		return nil, unix.EINVAL
+	}
+	if err := s.policy.Address(addr, prefix, peer, brd); err != nil {
+		return nil, s.denied(err)
 	}
 	return ok, s.links.AddrAdd(d.Name(), addr, prefix, brd, peer)
 }
@@ -439,7 +454,14 @@ func argPrefix(addrT, prefixT etf.Term) (net.IP, int, error) {
 	if p < 0 || p > int64(8*len(addr)) {
 		return nil, 0, unix.EINVAL
 	}
-	return addr, int(p), nil
+	// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is IPv4 to the kernel:
+	// make it 4 bytes, its prefix IPv4's, so that what is checked is what
+	// is installed.
+	addr, prefix, isIP := policy.Normalize(addr, int(p))
+	if !isIP {
+		return nil, 0, unix.EINVAL
+	}
+	return addr, prefix, nil
 }
 
 func cmdNetns(s *Server, a []etf.Term) (etf.Term, error) {
@@ -447,7 +469,7 @@ func cmdNetns(s *Server, a []etf.Term) (etf.Term, error) {
 	if !isB || len(path) == 0 || len(path) > MaxPathLen {
 		return nil, ErrBadArg
 	}
-	if err := s.policy.Operation("netns"); err != nil {
+	if err := s.policy.Namespace(string(path)); err != nil {
 		return nil, s.denied(err)
 	}
 	if len(s.order) > 0 {

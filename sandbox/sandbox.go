@@ -83,6 +83,10 @@ func allThreads(trap, a1, a2, a3 uintptr) error {
 	return nil
 }
 
+// X32SyscallBit tags the system call numbers of the x32 ABI on x86_64
+// (__X32_SYSCALL_BIT); the filter refuses every call carrying it.
+const X32SyscallBit = 0x40000000
+
 // auditArch is the seccomp architecture of this build, 0 if unknown.
 func auditArch() uint32 {
 	switch runtime.GOARCH {
@@ -95,26 +99,38 @@ func auditArch() uint32 {
 }
 
 // denyExec installs, on all threads (SECCOMP_FILTER_FLAG_TSYNC), a filter
-// that makes execve and execveat fail with EPERM and allows everything else.
+// that makes execve, execveat and every x32 system call fail with EPERM,
+// kills the process on a call from another ABI (i386), and allows
+// everything else.
 func denyExec() error {
 	arch := auditArch()
 	if arch == 0 {
 		return nil
 	}
 	const (
-		ld  = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
-		jeq = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
-		ret = unix.BPF_RET | unix.BPF_K
+		ld   = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq  = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		jset = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+		ret  = unix.BPF_RET | unix.BPF_K
+		deny = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
 	)
+	// x32 system calls come with the x86_64 arch and the syscall number
+	// tagged with __X32_SYSCALL_BIT; they have their own execve (520) and
+	// execveat (545): refuse every x32 call. arm64 has no such bit.
+	var x32Bit uint32
+	if arch == unix.AUDIT_ARCH_X86_64 {
+		x32Bit = X32SyscallBit
+	}
 	filter := []unix.SockFilter{
 		{Code: ld, K: 4},                              // seccomp_data.arch
 		{Code: jeq, K: arch, Jt: 1, Jf: 0},            // this arch?
 		{Code: ret, K: unix.SECCOMP_RET_KILL_PROCESS}, // another ABI: refuse everything
 		{Code: ld, K: 0},                              // seccomp_data.nr
+		{Code: jset, K: x32Bit, Jt: 3},                // x32 -> deny
 		{Code: jeq, K: unix.SYS_EXECVE, Jt: 2},        // -> deny
 		{Code: jeq, K: unix.SYS_EXECVEAT, Jt: 1},      // -> deny
 		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
-		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+		{Code: ret, K: deny},
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	_, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,

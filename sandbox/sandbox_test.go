@@ -3,9 +3,11 @@ package sandbox
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -26,6 +28,11 @@ func TestRestrictInChild(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	s := string(out)
 	assert.Contains(t, s, "/bin/true: operation not permitted")
+	if runtime.GOARCH == "amd64" {
+		// Before the fix: ENOSYS on a kernel without x32, an exec with it.
+		assert.Contains(t, s, "x32 execve: operation not permitted")
+		assert.Contains(t, s, "x32 getpid: operation not permitted")
+	}
 	assert.Contains(t, s, "NoNewPrivs:\t1")
 	assert.Contains(t, s, "Seccomp:\t2")
 	if os.Geteuid() == 0 {
@@ -48,4 +55,12 @@ func child() {
 	}
 	err := exec.Command("/bin/true").Run()
 	println("exec:", err.Error())
+	if runtime.GOARCH == "amd64" {
+		path, _ := syscall.BytePtrFromString("/bin/true")
+		argv := []*byte{path, nil}
+		_, _, e := syscall.RawSyscall(0x40000000|520, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(&argv[0])), 0)
+		println("x32 execve:", e.Error())
+		_, _, e = syscall.RawSyscall(0x40000000|39, 0, 0, 0)
+		println("x32 getpid:", e.Error())
+	}
 }

@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 	}
 	portBinary = filepath.Join(dir, "tunctl_port")
 	build := exec.Command("go", "build", "-o", portBinary, "../cmd/tunctl_port")
+	if old := os.Getenv("TUNCTL_TEST_BINARY"); old != "" {
+		// Another build (an older one, to see a test fail without a fix).
+		build = exec.Command("cp", old, portBinary)
+	}
 	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as make builds it (the sandbox needs it)
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
@@ -66,8 +70,13 @@ type port struct {
 
 func startPort(t *testing.T, args ...string) *port {
 	t.Helper()
+	return startPortCmd(t, exec.Command(portBinary, args...))
+}
+
+// startPortCmd starts cmd (a tunctl_port, possibly behind setpriv) as a port.
+func startPortCmd(t *testing.T, cmd *exec.Cmd) *port {
+	t.Helper()
 	requireNetns(t)
-	cmd := exec.Command(portBinary, args...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)

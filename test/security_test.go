@@ -1,17 +1,18 @@
 package test
 
 import (
-	"github.com/tunctl/tunctl/portproto/porttest"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/tunctl/tunctl/etf"
+	"github.com/tunctl/tunctl/portproto/porttest"
 )
 
 func procStatus(t *testing.T, pid int) map[string]string {
@@ -39,71 +40,108 @@ func TestIntegrationPortIsSandboxed(t *testing.T) {
 
 	q := startPort(t, "-allow-netns")
 	st = procStatus(t, q.cmd.Process.Pid)
-	assert.Equal(t, "0000000000201000", st["CapEff"], "CAP_NET_ADMIN and CAP_SYS_ADMIN")
+	assert.Equal(t, "0000000000001000", st["CapEff"], "-allow-netns alone: no CAP_SYS_ADMIN without the administrator's allow_netns")
 }
 
 func TestIntegrationOnlyItsOwnDevices(t *testing.T) {
 	p := startPort(t)
 	assert.Equal(t, "eperm", errorReason(p.Call(etf.Tuple(etf.Atom("open"), 1, []byte("lo"), porttest.Atoms("tun")))))
 
-	// A persistent device owned by another uid cannot be attached to, even
-	// though the port holds CAP_NET_ADMIN.
+	// A persistent device given to another uid: root may still attach to
+	// it (the ownership rule, doc/security.md); the unprivileged cases are
+	// in privilege_test.go.
 	open(p, 2, "it-owned", "tun", "no_pi")
+	assert.Equal(t, 0, tunInfo(t, "it-owned").Owner, "created: the caller's")
 	p.MustOK(etf.Tuple(etf.Atom("owner"), 2, 4242))
 	p.MustOK(etf.Tuple(etf.Atom("persist"), 2, true))
 	p.MustOK(etf.Tuple(etf.Atom("close"), 2))
 	require.True(t, linkExists("it-owned"), "persistent device survives close")
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "it-owned").Run() })
-
 	q := startPort(t)
-	assert.Equal(t, "eperm", errorReason(q.Call(etf.Tuple(etf.Atom("open"), 1, []byte("it-owned"), porttest.Atoms("tun", "no_pi")))))
-	assert.True(t, linkExists("it-owned"))
-
-	// One with no owner can be attached to (the kernel's rule), and the
-	// attaching port may clear persist so that it goes away with the port.
-	open(q, 3, "it-free", "tun", "no_pi")
-	q.MustOK(etf.Tuple(etf.Atom("persist"), 3, true))
-	q.MustOK(etf.Tuple(etf.Atom("close"), 3))
-	r := startPort(t)
-	assert.Equal(t, "it-free", open(r, 1, "it-free", "tun", "no_pi"))
-	r.MustOK(etf.Tuple(etf.Atom("persist"), 1, false))
-	r.MustOK(etf.Tuple(etf.Atom("close"), 1))
-	assert.False(t, linkExists("it-free"))
+	assert.Equal(t, "it-owned", open(q, 1, "it-owned", "tun", "no_pi"))
+	q.MustOK(etf.Tuple(etf.Atom("persist"), 1, false))
+	q.MustOK(etf.Tuple(etf.Atom("close"), 1))
+	assert.False(t, linkExists("it-owned"))
+	assert.Equal(t, "ebusy", errorReason(q.Call(etf.Tuple(etf.Atom("open"), 2, []byte("lo"), porttest.Atoms("tun", "tun_excl")))), "tun_excl: never attach")
 }
 
+// Issue 10, item 5: namespaces only where the administrator's policy
+// names them, and only namespace files.
 func TestIntegrationNetns(t *testing.T) {
 	requireNetns(t)
-	// A second namespace, held open by a child process with no capabilities
-	// (a capability-less port may only open /proc/PID/ns of processes whose
-	// capabilities are a subset of its own).
-	holder := exec.Command("unshare", "--net", "setpriv", "--bounding-set=-all", "--inh-caps=-all", "sleep", "30")
-	require.NoError(t, holder.Start())
-	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
-	path := "/proc/" + strconv.Itoa(holder.Process.Pid) + "/ns/net"
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		self, _ := os.Readlink("/proc/self/ns/net")
-		other, err := os.Readlink(path)
-		if err == nil && other != self {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "child never entered its namespace")
-		time.Sleep(10 * time.Millisecond)
+	for _, ns := range []string{"it-lab-1", "it-other"} {
+		out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
 	}
+	fifo := "/run/netns/it-lab-fifo"
+	require.NoError(t, syscall.Mkfifo(fifo, 0o666))
+	t.Cleanup(func() { os.Remove(fifo) })
 
-	p := startPort(t)
-	assert.Equal(t, "eperm", errorReason(p.Call(etf.Tuple(etf.Atom("netns"), []byte(path)))), "CAP_SYS_ADMIN was dropped")
+	// No administrator's policy: -allow-netns gets nothing.
+	p := startPort(t, "-allow-netns")
+	assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))))
+
+	useBinary(t, buildWithSystemPolicy(t, "allow_netns /run/netns/it-lab-*\n"))
+	p = startPort(t)
+	assert.Equal(t, "eperm", errorReason(p.Call(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))), "no -allow-netns: CAP_SYS_ADMIN dropped")
 
 	q := startPort(t, "-allow-netns")
-	assert.Equal(t, "enoent", errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte("/nonexistent/ns")))))
-	q.MustOK(etf.Tuple(etf.Atom("netns"), []byte(path)))
+	assert.Equal(t, "0000000000201000", procStatus(t, q.cmd.Process.Pid)["CapEff"], "CAP_NET_ADMIN and CAP_SYS_ADMIN")
+	for path, want := range map[string]string{
+		"/run/netns/it-other":               "eacces", // exists, not named
+		"/proc/1/ns/net":                    "eacces",
+		"/run/netns/it-lab-1/../it-other":   "eacces", // not clean
+		"/run/netns/it-lab-nonexistent":     "enoent",
+		fifo:                                "einval", // before: open(2) blocked for good
+		"/run/netns/it-lab-1/../../../etc/": "eacces",
+	} {
+		assert.Equal(t, want, errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte(path)))), path)
+	}
+	q.MustOK(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))
 	open(q, 1, "it-ns0", "tun")
 	q.MustOK(etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("up"), true))))
 	assert.False(t, linkExists("it-ns0"), "not in this namespace")
-	out, err := exec.Command("nsenter", "--net="+path, "ip", "-o", "link", "show", "it-ns0").CombinedOutput()
+	out, err := exec.Command("ip", "-n", "it-lab-1", "-o", "link", "show", "it-ns0").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "UP")
-	assert.Equal(t, "ebusy", errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte(path)))))
+	assert.Equal(t, "ebusy", errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))))
+
+	// The application's policy narrows: without allow_netns, none.
+	app := t.TempDir() + "/app-policy"
+	require.NoError(t, os.WriteFile(app, []byte("allow_persist true\n"), 0o644))
+	r := startPort(t, "-allow-netns", "-policy", app)
+	assert.Equal(t, "0000000000001000", procStatus(t, r.cmd.Process.Pid)["CapEff"])
+	assert.Equal(t, "eacces", errorReason(r.Call(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))))
+
+	// A FIFO as the policy file: an error at start, not a hang.
+	start := time.Now()
+	out, err = exec.Command(portBinary, "-policy", fifo).CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(out), "not a regular file")
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
+
+// buildWithSystemPolicy builds tunctl_port with its administrator's policy
+// moved to a file holding content, and returns the binary.
+func buildWithSystemPolicy(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	sys := dir + "/system-policy"
+	require.NoError(t, os.WriteFile(sys, []byte(content), 0o644))
+	bin := dir + "/tunctl_port"
+	build := exec.Command("go", "build", "-ldflags", "-X main.systemPolicy="+sys, "-o", bin, "../cmd/tunctl_port")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+// useBinary makes startPort run bin until the test ends.
+func useBinary(t *testing.T, bin string) {
+	saved := portBinary
+	portBinary = bin
+	t.Cleanup(func() { portBinary = saved })
 }
 
 func TestIntegrationPolicyFile(t *testing.T) {
@@ -129,20 +167,9 @@ func TestIntegrationPolicyFile(t *testing.T) {
 // enforced whatever flags the BEAM starts the port with.
 func TestIntegrationSystemPolicyCannotBeBypassed(t *testing.T) {
 	requireNetns(t)
-	dir := t.TempDir()
-	sys := dir + "/system-policy"
-	require.NoError(t, os.WriteFile(sys, []byte("name_prefix sys-\nallow_address 198.18.0.0/15\n"), 0o644))
-	bin := dir + "/tunctl_port"
-	build := exec.Command("go", "build", "-ldflags", "-X main.systemPolicy="+sys, "-o", bin, "../cmd/tunctl_port")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", out)
-
-	loose := dir + "/loose-policy"
+	useBinary(t, buildWithSystemPolicy(t, "name_prefix sys-\nallow_address 198.18.0.0/15\n"))
+	loose := t.TempDir() + "/loose-policy"
 	require.NoError(t, os.WriteFile(loose, []byte("# allows whatever the system policy allows\n"), 0o644))
-	saved := portBinary
-	portBinary = bin
-	defer func() { portBinary = saved }()
 
 	for _, args := range [][]string{nil, {"-policy", loose}, {"-allow-netns"}} {
 		p := startPort(t, args...)

@@ -21,6 +21,8 @@ import (
 	"log"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"time"
 
 	"github.com/tunctl/tunctl/device"
 	"github.com/tunctl/tunctl/policy"
@@ -39,7 +41,7 @@ func main() {
 	version := flag.Bool("version", false, "print the protocol version and exit")
 	quiet := flag.Bool("quiet", false, "log nothing to stderr")
 	policyPath := flag.String("policy", "", "policy file limiting what the BEAM may do (doc/security.md)")
-	allowNetns := flag.Bool("allow-netns", false, "keep CAP_SYS_ADMIN so {namespace, Path} can work")
+	allowNetns := flag.Bool("allow-netns", false, "keep CAP_SYS_ADMIN for {namespace, Path}, if the administrator's policy names namespaces")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: tunctl_port [-version] [-quiet] [-policy FILE] [-allow-netns]")
@@ -73,24 +75,41 @@ func main() {
 		os.Exit(1)
 	}
 	keep := []int{sandbox.CapNetAdmin}
-	if *allowNetns && pols.Operation("netns") == nil {
+	if *allowNetns && pols.NamespacesPossible() {
 		keep = append(keep, sandbox.CapSysAdmin)
+	}
+	caller, err := device.CurrentCaller()
+	if err != nil {
+		logger.Printf("%v", err)
+		os.Exit(1)
 	}
 	if err := sandbox.Restrict(keep...); err != nil {
 		logger.Printf("sandbox: %v", err)
 		os.Exit(1)
 	}
-	if err := device.SetNonblock(0); err != nil {
-		logger.Printf("stdin: %v", err)
-		os.Exit(2)
+	for fd, name := range []string{"stdin", "stdout"} {
+		if err := device.SetNonblock(fd); err != nil {
+			logger.Printf("%s: %v", name, err)
+			os.Exit(2)
+		}
 	}
+	// The output is bounded (portproto); this keeps the garbage collector
+	// from letting the heap grow far past what is live.
+	debug.SetMemoryLimit(memoryLimit)
 	srv := portproto.NewServer(0, 1, portproto.Env{
-		Open:   open,
+		Open: func(name string, flags uint16) (portproto.Device, error) {
+			t, err := device.OpenAs(caller, name, flags)
+			if err != nil {
+				return nil, err
+			}
+			return t, nil
+		},
 		Links:  device.Links{},
 		Netns:  device.EnterNetns,
 		Policy: pols,
 		Log:    logger,
 	})
+	go exitOnStdinHangup(srv, logger)
 	if err := srv.Serve(); err != nil {
 		if errors.Is(err, unix.EPIPE) {
 			return // the BEAM went away while we wrote: same as EOF
@@ -98,6 +117,39 @@ func main() {
 		logger.Printf("exiting: %v", err)
 		os.Exit(2)
 	}
+}
+
+// memoryLimit is the Go runtime's soft memory limit for the port.
+const memoryLimit = 32 << 20
+
+// hangupGrace is how long the serve loop has, once stdin's writer is gone,
+// to notice EOF and close its devices itself; then the process exits
+// anyway (the kernel closes its descriptors, and devices that were not
+// made persistent go away with them). The serve loop notices EOF in every
+// state it waits in; this covers a system call that blocks.
+const hangupGrace = 700 * time.Millisecond
+
+// exitOnStdinHangup waits for stdin's writer to go away and, if the serve
+// loop has not started to end hangupGrace later, exits.
+func exitOnStdinHangup(srv *portproto.Server, logger *log.Logger) {
+	fds := []unix.PollFd{{Fd: 0, Events: unix.POLLRDHUP}}
+	for {
+		if _, err := device.Poll(fds, -1); err != nil {
+			logger.Printf("poll stdin: %v", err)
+			return
+		}
+		if fds[0].Revents&(unix.POLLHUP|unix.POLLRDHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			break
+		}
+	}
+	time.Sleep(hangupGrace)
+	if srv.Ending() {
+		// Closing its devices: main returns when done, unless a close
+		// blocks for good.
+		time.Sleep(10 * hangupGrace)
+	}
+	logger.Printf("stdin closed and the serve loop is stuck: exiting")
+	os.Exit(3)
 }
 
 // loadPolicies reads the system policy when it exists and the policy named
@@ -109,6 +161,7 @@ func loadPolicies(system, flagged string) (policy.Set, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.System = true
 		set = append(set, p)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -121,14 +174,6 @@ func loadPolicies(system, flagged string) (policy.Set, error) {
 		set = append(set, p)
 	}
 	return set, nil
-}
-
-func open(name string, flags uint16) (portproto.Device, error) {
-	t, err := device.OpenOrAttach(name, flags)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
 }
 
 type nopWriter struct{}

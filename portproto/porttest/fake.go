@@ -22,6 +22,12 @@ type FakeDev struct {
 	Offload      uint
 	// FailRead makes Read fail with EIO.
 	FailRead atomic.Bool
+	// VerifyErr is what Verify answers (nil: the caller's device).
+	VerifyErr error
+	// Flood, when set, is returned by every Read (never EAGAIN): a device
+	// that always has a packet. Write a byte to Peer so that it polls
+	// readable.
+	Flood []byte
 
 	fd    int
 	name  string
@@ -52,6 +58,9 @@ func (d *FakeDev) Read(p []byte) (int, error) {
 	if d.FailRead.Load() {
 		return 0, unix.EIO
 	}
+	if d.Flood != nil {
+		return copy(p, d.Flood), nil
+	}
 	return unix.Read(d.fd, p)
 }
 
@@ -70,6 +79,9 @@ func (d *FakeDev) SetGroup(gid int) error { d.Group = gid; return nil }
 // SetOffload records the TUNSETOFFLOAD flags.
 func (d *FakeDev) SetOffload(f uint) error { d.Offload = f; return nil }
 
+// Verify answers VerifyErr.
+func (d *FakeDev) Verify() error { return d.VerifyErr }
+
 // Close closes the device's end; Peer stays open (ClosePeer).
 func (d *FakeDev) Close() error { return unix.Close(d.fd) }
 
@@ -83,6 +95,8 @@ type FakeLinks struct {
 	mu    sync.Mutex
 	Calls []string
 	Fail  error
+	// Counts are what the next Count calls answer, in order (1 when empty).
+	Counts []int
 }
 
 func (l *FakeLinks) record(c string) error {
@@ -112,8 +126,17 @@ func (l *FakeLinks) SetUp(name string, up bool) error {
 	return l.record("down " + name)
 }
 
-// Count records "count PREFIX" and answers 1.
-func (l *FakeLinks) Count(prefix string) (int, error) { return 1, l.record("count " + prefix) }
+// Count records "count PREFIX" and answers the first of Counts (removing
+// it), or 1.
+func (l *FakeLinks) Count(prefix string) (int, error) {
+	l.mu.Lock()
+	n := 1
+	if len(l.Counts) > 0 {
+		n, l.Counts = l.Counts[0], l.Counts[1:]
+	}
+	l.mu.Unlock()
+	return n, l.record("count " + prefix)
+}
 
 // SetMTU records "mtu NAME".
 func (l *FakeLinks) SetMTU(name string, mtu int) error { return l.record("mtu " + name) }
