@@ -27,6 +27,10 @@ allow_address 2001:db8::/32
 allow_persist false
 POLICY
 chmod -R a+rX "$work"
+# Devices the unprivileged BEAM must not take over: a root-made ownerless
+# one and another user's multi-queue one (gone with the namespace).
+ip tuntap add dev up-rootless mode tun
+ip tuntap add dev up-other mode tun multi_queue user 1000
 
 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
     env HOME="$work" UNPRIV_DIR="$work" \

@@ -142,10 +142,13 @@ create(Name) ->
 %%
 %% `Name' is the interface name (a string or binary); `<<>>' lets the kernel
 %% choose one (`tap0', `tun0', ...). Names of 16 bytes or more return
-%% `{error, einval}'. When an interface called `Name' exists, the device is
-%% attached with `CAP_NET_ADMIN' lowered: the kernel applies its
-%% owner/group (`{error, eperm}' when they are another user's); a
-%% `multi_queue' device opened again adds one queue.
+%% `{error, einval}'. A device created here belongs to the port's real uid
+%% (`TUNSETOWNER'). When an interface called `Name' exists, the device is
+%% attached only if it is a TUN/TAP device the caller may use: root may use
+%% any; anyone else one whose owner (when set) is its uid and whose group
+%% (when set) is one of its groups, an ownerless device being root's
+%% (`{error, eperm}' otherwise: doc/security.md); a `multi_queue' device
+%% opened again adds one queue.
 %%
 %% Device flags: `tun', `tap', `no_pi', `one_queue', `multi_queue',
 %% `vnet_hdr', `tun_excl'. When none is given they default to
@@ -169,9 +172,11 @@ create(Name) ->
 %%     `setopt/2'.</li>
 %% <li>`{namespace, Path}': create the device in the network namespace at
 %%     `Path' (`/run/netns/NAME', `/proc/PID/ns/net'); configuration applies
-%%     there. The port is started with `-allow-netns' and needs
+%%     there. Refused with `{error, eacces}' unless the administrator's
+%%     policy (`/etc/tunctl/policy') has an `allow_netns' pattern matching
+%%     `Path'. The port is started with `-allow-netns' and needs
 %%     `CAP_SYS_ADMIN' as well as `CAP_NET_ADMIN': without it
-%%     `{error, eperm}' and no device is created.</li>
+%%     `{error, eperm}'. No device is created either way.</li>
 %% </ul>
 %% Steps run in this order: namespace, open, filter, offload, MTU, link up,
 %% address (with `{up, false}': address, link down). When attaching to an existing persistent device, steps that

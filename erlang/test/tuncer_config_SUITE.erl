@@ -260,12 +260,15 @@ errors(_Config) ->
     ?assertEqual(<<"cc-err0">>, tuncer:devname(Dev)),
     ok = tuncer:destroy(Dev),
 
-    % attaching to a device owned by another uid: eperm
+    % a device owned by another uid: root may attach (other users get
+    % eperm: unpriv_check); tun_excl never attaches
     {ok, Owned} = tuncer:create(<<"cc-err1">>, [tap, no_pi]),
     ok = tuncer:owner(Owned, 4321),
     ok = tuncer:persist(Owned, true),
     ok = tuncer:destroy(Owned),
-    ?assertEqual({error, eperm}, tuncer:create(<<"cc-err1">>, [tap, no_pi])),
+    {ok, Attached} = tuncer:create(<<"cc-err1">>, [tap, no_pi]),
+    ok = tuncer:destroy(Attached),
+    ?assertEqual({error, ebusy}, tuncer:create(<<"cc-err1">>, [tap, no_pi, tun_excl])),
     % not a TUN/TAP device: eperm too
     ?assertEqual({error, eperm}, tuncer:create(<<"lo">>, [tun])),
     "" = ip("link del cc-err1"),
@@ -476,11 +479,18 @@ filter_stats(_Config) ->
     ok = gen_udp:close(Sock),
     ok = tuncer:destroy(Dev).
 
-% {namespace, Path}: the device lives in another namespace; without
-% CAP_SYS_ADMIN, eperm and no device.
+% {namespace, Path}: the device lives in another namespace, when the
+% administrator's policy names it; without it, eacces; without
+% CAP_SYS_ADMIN, eperm; never a device left behind.
 namespace(Config) ->
     "" = ip("netns add cc-ns1"),
+    Program = ?config(program, Config),
     try
+        % The binary's administrator's policy is /etc/tunctl/policy: the
+        % port runs in a mount namespace of its own with a tmpfs there.
+        Policy = filename:join(?config(priv_dir, Config), "admin-policy"),
+        ok = file:write_file(Policy, "allow_netns /run/netns/cc-ns1*\nallow_persist true\nallow_owner true\nallow_group true\n"),
+        ok = application:set_env(tunctl, port_program, admin_wrapper(Config, "tunctl_port_admin", Policy, "")),
         {ok, Dev} = tuncer:create(<<"cc-ns0">>, [
             tun, no_pi, {namespace, "/run/netns/cc-ns1"}, {addr, "198.18.39.1"}, {prefixlen, 24}
         ]),
@@ -493,28 +503,40 @@ namespace(Config) ->
         ?assertEqual(
             nomatch, re:run(os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o link show 2>&1"), "cc-ns0")
         ),
-        % no such namespace
-        ?assertEqual({error, enoent}, tuncer:create(<<"cc-ns0">>, [tun, {namespace, "/run/netns/cc-none"}])),
-        % without CAP_SYS_ADMIN (a port started with it dropped)
-        Wrapper = filename:join(?config(priv_dir, Config), "tunctl_port_nosysadmin"),
-        ok = file:write_file(Wrapper, [
-            "#!/bin/sh\nexec setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- ",
-            ?config(program, Config),
-            " \"$@\"\n"
-        ]),
-        ok = file:change_mode(Wrapper, 8#755),
-        ok = application:set_env(tunctl, port_program, Wrapper),
+        % no such namespace; one the policy does not name
+        ?assertEqual({error, enoent}, tuncer:create(<<"cc-ns0">>, [tun, {namespace, "/run/netns/cc-ns1x"}])),
+        ?assertEqual({error, eacces}, tuncer:create(<<"cc-ns0">>, [tun, {namespace, "/proc/1/ns/net"}])),
+        % allowed, but without CAP_SYS_ADMIN (a port started with it dropped)
+        ok = application:set_env(tunctl, port_program,
+            admin_wrapper(Config, "tunctl_port_nosysadmin", Policy, "setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- ")),
         ?assertEqual({error, eperm}, tuncer:create(<<"cc-ns2">>, [tun, {namespace, "/run/netns/cc-ns1"}])),
         ?assertNot(exists("cc-ns2")),
         ?assertEqual(nomatch, re:run(os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o link show"), "cc-ns2")),
         % that port still creates devices here
         {ok, Here} = tuncer:create(<<"cc-ns3">>, [tun]),
         ?assert(exists("cc-ns3")),
-        ok = tuncer:destroy(Here)
+        ok = tuncer:destroy(Here),
+        % no administrator's policy: namespaces are refused
+        ok = application:set_env(tunctl, port_program, Program),
+        ?assertEqual({error, eacces}, tuncer:create(<<"cc-ns4">>, [tun, {namespace, "/run/netns/cc-ns1"}])),
+        ?assertNot(exists("cc-ns4"))
     after
         ok = application:unset_env(tunctl, port_program),
         _ = ip("netns del cc-ns1")
     end.
+
+% A port program that runs the binary in a mount namespace of its own
+% where /etc is a tmpfs holding Policy as /etc/tunctl/policy (the
+% administrator's policy), behind Prefix (a command that execs the rest).
+admin_wrapper(Config, Name, Policy, Prefix) ->
+    Wrapper = filename:join(?config(priv_dir, Config), Name),
+    ok = file:write_file(Wrapper, [
+        "#!/bin/sh\nexec unshare --mount --propagation private -- sh -c '"
+        "mount -t tmpfs tunctl-etc /etc && mkdir /etc/tunctl && cp ", Policy, " /etc/tunctl/policy && "
+        "exec ", Prefix, ?config(program, Config), " \"$@\"' tunctl_port \"$@\"\n"
+    ]),
+    ok = file:change_mode(Wrapper, 8#755),
+    Wrapper.
 
 % {tunctl, [{policy, Path}]}: the port enforces the policy file; refusals
 % are eacces and leave nothing behind.

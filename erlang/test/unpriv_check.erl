@@ -24,8 +24,28 @@ main() ->
             {error, eperm} = tuncer:create(<<"lo">>, [tun, no_pi]),
             ok
         end},
-        {"{namespace, _} is refused cleanly (no CAP_SYS_ADMIN), no device left", fun() ->
-            {error, eperm} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
+        {"a device it creates belongs to it (TUNSETOWNER to its uid)", fun() ->
+            {ok, Dev} = tuncer:create(<<"up-mine">>, [tun, no_pi, multi_queue]),
+            {match, _} = re:run(os:cmd("ip -d link show up-mine"), " user (65534|nobody) "),
+            % and so it may attach a second queue to it
+            {ok, Dev2} = tuncer:create(<<"up-mine">>, [tun, no_pi, multi_queue]),
+            {match, _} = re:run(os:cmd("ip -d link show up-mine"), "numqueues 2 "),
+            ok = tuncer:destroy(Dev2),
+            ok = tuncer:destroy(Dev)
+        end},
+        {"a root-made ownerless device cannot be taken over", fun() ->
+            {error, eperm} = tuncer:create(<<"up-rootless">>, [tun]),
+            {error, eperm} = tuncer:create(<<"up-rootless">>, [tun, no_pi]),
+            nomatch = re:run(os:cmd("ip -d link show up-rootless"), " user "),
+            ok
+        end},
+        {"another user's multi-queue device cannot be joined", fun() ->
+            {error, eperm} = tuncer:create(<<"up-other">>, [tun, multi_queue]),
+            {match, _} = re:run(os:cmd("ip -d link show up-other"), "numqueues 0 "),
+            ok
+        end},
+        {"{namespace, _} is refused (no administrator's allow_netns), no device left", fun() ->
+            {error, eacces} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
             false = tunctl_test_lib:exists("up-ns"),
             ok
         end},
@@ -37,6 +57,14 @@ main() ->
         {"with a policy file: an address outside the ranges is refused", fun() ->
             {ok, Dev} = tuncer:create(<<"up-addr">>, [tun, no_pi]),
             {error, eacces} = tuncer:up(Dev, {192, 0, 2, 1}, 24),
+            ok = tuncer:destroy(Dev)
+        end},
+        {"with a policy file: a network wider than the ranges is refused", fun() ->
+            {ok, Dev} = tuncer:create(<<"up-wide">>, [tun, no_pi]),
+            {error, eacces} = tuncer:up(Dev, {198, 18, 0, 1}, 1),
+            {error, eacces} = tuncer:up(Dev, {16#2001, 16#db8, 1, 0, 0, 0, 0, 1}, 0),
+            "" = os:cmd("ip -o addr show dev up-wide scope global"),
+            ok = tuncer:up(Dev, {198, 18, 41, 1}, 24),
             ok = tuncer:destroy(Dev)
         end},
         {"with a policy file: persist is refused", fun() ->
