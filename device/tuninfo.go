@@ -2,6 +2,7 @@ package device
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 
 	"github.com/vishvananda/netlink/nl"
@@ -44,13 +45,26 @@ func (Links) TunInfo(name string) (TunInfo, error) {
 	return TunInfo{}, opErr("RTM_GETLINK "+name, unix.ENODEV)
 }
 
-// TunInfos lists every interface of the calling thread's namespace.
+// TunInfos lists every interface of the calling thread's namespace. A
+// dump that interfaces changing meanwhile made inconsistent
+// (NLM_F_DUMP_INTR) is taken again, up to 10 times, then answered EAGAIN.
 func (Links) TunInfos() ([]TunInfo, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-	req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-	if err != nil {
-		return nil, opErr("RTM_GETLINK", err)
+	var msgs [][]byte
+	for attempt := 0; ; attempt++ {
+		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		var err error
+		msgs, err = req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
+		if errors.Is(err, nl.ErrDumpInterrupted) && attempt < 10 {
+			continue
+		}
+		if errors.Is(err, nl.ErrDumpInterrupted) {
+			err = unix.EAGAIN
+		}
+		if err != nil {
+			return nil, opErr("RTM_GETLINK", err)
+		}
+		break
 	}
 	l := make([]TunInfo, 0, len(msgs))
 	for _, m := range msgs {
