@@ -115,7 +115,7 @@ var commandTable = []Command{
 		"`ok` (`TUNSETGROUP`)."},
 		onOwnDevice(cmdGroup)},
 	{Term{"netns", args("Path"),
-		"`ok`: the port moves into the network namespace at `Path` (`/run/netns/NAME`, `/proc/PID/ns/net`); devices opened afterwards live there, and configuration applies there. Only before the first `open` (`ebusy` after). `eacces` unless the administrator's policy has an `allow_netns` pattern matching `Path` (a clean absolute path), and every other policy in force too; `einval` when `Path` is not a namespace file (checked without blocking). Needs `CAP_SYS_ADMIN`, which the port keeps only when started with `-allow-netns` and the administrator's policy names namespaces: `eperm` otherwise."},
+		"`ok`: the port moves into the network namespace at `Path` (`/run/netns/NAME`, `/proc/PID/ns/net`); devices opened afterwards live there, and configuration applies there. Only before the first `open` (`ebusy` after). `eacces` unless the administrator's policy has an `allow_netns` pattern matching `Path` (a clean absolute path), and every other policy in force too; `einval` when `Path` is not a namespace file (checked without blocking). Needs `CAP_SYS_ADMIN`, which the port keeps only when started with `-allow-netns` and the administrator's policy names namespaces, and drops once the namespace is entered: `eperm` otherwise (and for a second `netns`)."},
 		cmdNetns},
 	{Term{"filter", args("Ref", "Rules"),
 		"`ok`. Packets read from the device that match no rule are dropped in the port (counted as `filtered`). `Rules`: a list of {{filter_rules}}, `{ethertype, N}`, `{ip_proto, N}`; `[]` removes the filter. IP protocol rules look at the IPv4 protocol / IPv6 next header field (no extension-header walk)."},

@@ -21,8 +21,9 @@ const (
 
 // Restrict drops every capability not in keep from the bounding, effective,
 // permitted, inheritable and ambient sets (a capability in keep that the
-// process does not hold stays absent), sets no_new_privs, and forbids
-// execve(2) and execveat(2) with EPERM.
+// process does not hold stays absent), sets no_new_privs, makes the process
+// non-dumpable, and forbids execve(2), execveat(2) and x32 system calls
+// with EPERM.
 func Restrict(keep ...int) error {
 	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var cur [2]unix.CapUserData
@@ -58,7 +59,31 @@ func Restrict(keep ...int) error {
 	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
+	// Not dumpable: no core file, and /proc/PID/* owned by root, so even
+	// the user who started it cannot inspect its memory or descriptors.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("dumpable: %w", err)
+	}
 	return denyExec()
+}
+
+// Drop removes capability c from the effective, permitted and inheritable
+// sets of every thread, for good (tunctl_port drops CAP_SYS_ADMIN once it
+// has entered its network namespace).
+func Drop(c int) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	i, bit := c/32, uint32(1)<<(c%32)
+	data[i].Effective &^= bit
+	data[i].Permitted &^= bit
+	data[i].Inheritable &^= bit
+	if err := allThreads(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
 }
 
 func contains(l []int, v int) bool {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -40,6 +42,10 @@ func TestRestrictInChild(t *testing.T) {
 		assert.Contains(t, s, "CapBnd:\t0000000000001000")
 	}
 	assert.Contains(t, s, "CapInh:\t0000000000000000")
+	assert.Contains(t, s, "dumpable: 0")
+	if os.Geteuid() == 0 {
+		assert.Contains(t, s, "after Drop(CapNetAdmin): CapEff 0000000000000000 CapPrm 0000000000000000")
+	}
 }
 
 func child() {
@@ -55,6 +61,25 @@ func child() {
 	}
 	err := exec.Command("/bin/true").Run()
 	println("exec:", err.Error())
+	d, _ := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	println("dumpable:", d)
+	defer func() {
+		if err := Drop(CapNetAdmin); err != nil {
+			println("drop:", err.Error())
+			return
+		}
+		status, _ := os.ReadFile("/proc/self/status")
+		var eff, prm string
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "CapEff:\t"); ok {
+				eff = v
+			}
+			if v, ok := strings.CutPrefix(l, "CapPrm:\t"); ok {
+				prm = v
+			}
+		}
+		println("after Drop(CapNetAdmin): CapEff", eff, "CapPrm", prm)
+	}()
 	if runtime.GOARCH == "amd64" {
 		path, _ := syscall.BytePtrFromString("/bin/true")
 		argv := []*byte{path, nil}

@@ -99,6 +99,9 @@ func TestIntegrationNetns(t *testing.T) {
 		assert.Equal(t, want, errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte(path)))), path)
 	}
 	q.MustOK(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))
+	assert.Equal(t, "0000000000001000", procStatus(t, q.cmd.Process.Pid)["CapEff"], "CAP_SYS_ADMIN dropped once used")
+	assert.Equal(t, "0000000000001000", procStatus(t, q.cmd.Process.Pid)["CapPrm"])
+	assert.Equal(t, "eperm", errorReason(q.Call(etf.Tuple(etf.Atom("netns"), []byte("/run/netns/it-lab-1")))), "no second setns")
 	open(q, 1, "it-ns0", "tun")
 	q.MustOK(etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("up"), true))))
 	assert.False(t, linkExists("it-ns0"), "not in this namespace")

@@ -105,7 +105,7 @@ func main() {
 			return t, nil
 		},
 		Links:  device.Links{},
-		Netns:  device.EnterNetns,
+		Netns:  enterNetns,
 		Policy: pols,
 		Log:    logger,
 	})
@@ -117,6 +117,15 @@ func main() {
 		logger.Printf("exiting: %v", err)
 		os.Exit(2)
 	}
+}
+
+// enterNetns enters the namespace, then drops CAP_SYS_ADMIN for good: it
+// was kept for this one setns(2).
+func enterNetns(path string) error {
+	if err := device.EnterNetns(path); err != nil {
+		return err
+	}
+	return sandbox.Drop(sandbox.CapSysAdmin)
 }
 
 // memoryLimit is the Go runtime's soft memory limit for the port.
