@@ -69,8 +69,8 @@ test-go-integration:
 
 fuzz-short:
 	$(GO) test ./etf -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./etf -run '^$$' -fuzz '^FuzzParseSend$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./etf -run '^$$' -fuzz '^FuzzParseSendv$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzParseSend$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzParseSendv$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 

@@ -4,9 +4,10 @@
 // Generic terms go through github.com/okeuday/erlang_go, behind a validator
 // that bounds every length field by the bytes actually present, so that a
 // hostile or corrupt frame can never make the decoder allocate more than the
-// frame's size or recurse without limit. The data path (packets in both
-// directions) has hand-written, allocation-free fast paths whose exact byte
-// layout is part of the protocol (see doc/protocol.md).
+// frame's size or recurse without limit. The data-path frames (packets in
+// both directions), whose exact byte layout is part of the protocol, are
+// built and matched by hand in portproto (frames.go) from the tags this
+// package exports.
 //
 // This package knows term shapes only; it performs no I/O.
 package etf

@@ -27,6 +27,18 @@ const (
 	maxSmallBigDigits = 8
 )
 
+// Tags of the External Term Format used by the hand-built data-path
+// frames (portproto/frames.go).
+const (
+	TagBinary        = tagBinary
+	TagInteger       = tagInteger
+	TagList          = tagList
+	TagNil           = tagNil
+	TagSmallAtomUTF8 = tagSmallAtomUTF8
+	TagSmallTuple    = tagSmallTuple
+	TagVersion       = tagVersion
+)
+
 // ErrBadETF is returned for input that is not a complete, supported ETF term.
 var ErrBadETF = errors.New("etf: malformed or unsupported term")
 

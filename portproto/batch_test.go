@@ -155,7 +155,7 @@ func benchServer(b *testing.B) (*Server, *devState, int) {
 	b.Cleanup(func() { dev.ClosePeer() })
 	s := NewServer(-1, int(null.Fd()), Env{Log: log.New(io.Discard, "", 0)})
 	d := &devState{Device: dev, ref: 1,
-		header: etf.PacketHeader(1), unlimited: true}
+		header: PacketHeader(1), unlimited: true}
 	s.devs[1] = d
 	s.order = append(s.order, d)
 	b.Cleanup(func() { dev.Close() })
@@ -167,7 +167,7 @@ func benchServer(b *testing.B) (*Server, *devState, int) {
 func benchRead(b *testing.B, batch bool) {
 	s, d, peer := benchServer(b)
 	if batch {
-		d.batch = etf.BatchHeader(1)
+		d.batch = BatchHeader(1)
 	}
 	pkt := make([]byte, 64)
 	b.ReportAllocs()
@@ -196,7 +196,7 @@ func BenchmarkSendPath(b *testing.B) {
 	for i := range pkts {
 		pkts[i] = make([]byte, 64)
 	}
-	frame := etf.AppendSendvFrame(nil, 1, pkts...)
+	frame := AppendSendvFrame(nil, 1, pkts...)
 	buf := make([]byte, 128)
 	b.ReportAllocs()
 	b.SetBytes(64)

@@ -7,7 +7,9 @@
 // limits; table.go: the command table, device flags, offloads; filter.go:
 // filter rules); doc/protocol.md's tables and the Erlang header
 // erlang/include/tunctl_proto.hrl are rendered from it (render.go,
-// cmd/tunctl_gen, make generate).
+// cmd/tunctl_gen, make generate). frames.go holds the data-path frame
+// layouts (canonical send, sendv, tuntap, tuntap_batch), request.go decodes
+// each request frame once.
 // Devices and link configuration come in through the Device, Opener and
 // Links interfaces, so the protocol is testable without privileges.
 package portproto

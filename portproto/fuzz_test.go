@@ -29,8 +29,8 @@ func FuzzHandle(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	f.Add(etf.AppendSendFrame(nil, 1, []byte{0x60}))
-	f.Add(etf.AppendSendvFrame(nil, 1, []byte{0x60}, []byte{0x45}))
+	f.Add(AppendSendFrame(nil, 1, []byte{0x60}))
+	f.Add(AppendSendvFrame(nil, 1, []byte{0x60}, []byte{0x45}))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		dev, err := porttest.NewFakeDev("f", 0)
 		if err != nil {
@@ -39,12 +39,64 @@ func FuzzHandle(f *testing.F) {
 		defer dev.ClosePeer()
 		open := func(name string, flags uint16) (Device, error) { return nil, unix.EPERM }
 		s := NewServer(-1, -1, Env{Open: open, Links: &porttest.FakeLinks{}, Log: log.New(io.Discard, "", 0)})
-		s.devs[1] = &devState{Device: dev, ref: 1, header: etf.PacketHeader(1)}
+		s.devs[1] = &devState{Device: dev, ref: 1, header: PacketHeader(1)}
 		s.order = append(s.order, s.devs[1])
 		s.handle(frame)
 		if len(s.outbuf) > 4*MaxPacket {
 			t.Fatalf("%d bytes of output for one frame", len(s.outbuf))
 		}
 		s.closeAll()
+	})
+}
+
+// FuzzParseSend checks the data-path fast path against the generic decoder.
+func FuzzParseSend(f *testing.F) {
+	f.Add(AppendSendFrame(nil, 1, []byte{1, 2, 3}))
+	f.Add(etfOTPActive)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ref, pkt, ok := ParseSend(b)
+		if !ok {
+			return
+		}
+		term, err := etf.Decode(b)
+		if err != nil {
+			t.Fatalf("fast path accepted an invalid frame %x", b)
+		}
+		tu, isT := etf.TaggedTuple(term, "send", 3)
+		r, _ := etf.AsInt(tu[1])
+		p, _ := etf.AsBinary(tu[2])
+		if !isT || int32(r) != ref || string(p) != string(pkt) {
+			t.Fatalf("fast path disagrees with decoder on %x", b)
+		}
+	})
+}
+
+// FuzzParseSendv checks the batch fast path against the generic decoder.
+func FuzzParseSendv(f *testing.F) {
+	f.Add(AppendSendvFrame(nil, 1, []byte{1, 2, 3}, []byte{4}))
+	f.Add(AppendSendvFrame(nil, 2))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ref, elems, n, ok := ParseSendv(b)
+		if !ok {
+			return
+		}
+		term, err := etf.Decode(b)
+		if err != nil {
+			t.Fatalf("fast path accepted an invalid frame %x", b)
+		}
+		tu, isT := etf.TaggedTuple(term, "sendv", 3)
+		r, _ := etf.AsInt(tu[1])
+		l, _ := etf.AsList(tu[2])
+		if !isT || int32(r) != ref || len(l) != n {
+			t.Fatalf("fast path disagrees with decoder on %x", b)
+		}
+		for _, e := range l {
+			want, _ := etf.AsBinary(e)
+			var got []byte
+			got, elems, ok = NextPacket(elems)
+			if !ok || string(got) != string(want) {
+				t.Fatalf("packet mismatch in %x", b)
+			}
+		}
 	})
 }

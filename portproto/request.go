@@ -24,7 +24,7 @@ type request struct {
 	ref int32  // send, sendv, active
 	pkt []byte // send
 
-	// sendv: the packets of a canonical frame, walked with etf.NextPacket
+	// sendv: the packets of a canonical frame, walked with NextPacket
 	// (elems, n), or those of a generic one (pkts)
 	elems []byte
 	n     int
@@ -48,10 +48,10 @@ func invalid(reason string) request { return request{kind: reqInvalid, reason: r
 // canonical encoding take the allocation-free fast paths; anything else is
 // decoded generically (and validated: see etf.Decode).
 func decodeRequest(frame []byte) request {
-	if ref, pkt, isSend := etf.ParseSend(frame); isSend {
+	if ref, pkt, isSend := ParseSend(frame); isSend {
 		return request{kind: reqSend, ref: ref, pkt: pkt}
 	}
-	if ref, elems, n, isSendv := etf.ParseSendv(frame); isSendv {
+	if ref, elems, n, isSendv := ParseSendv(frame); isSendv {
 		return request{kind: reqSendv, ref: ref, elems: elems, n: n}
 	}
 	t, err := etf.Decode(frame)

@@ -16,7 +16,7 @@ func encode(t *testing.T, term etf.Term) []byte {
 
 // Every request shape decodes once into its typed values.
 func TestDecodeRequest(t *testing.T) {
-	r := decodeRequest(etf.AppendSendFrame(nil, 7, []byte("pkt")))
+	r := decodeRequest(AppendSendFrame(nil, 7, []byte("pkt")))
 	assert.Equal(t, reqSend, r.kind)
 	assert.EqualValues(t, 7, r.ref)
 	assert.Equal(t, "pkt", string(r.pkt))
@@ -25,7 +25,7 @@ func TestDecodeRequest(t *testing.T) {
 	assert.Equal(t, reqSend, r.kind)
 	assert.Equal(t, "generic", string(r.pkt))
 
-	r = decodeRequest(etf.AppendSendvFrame(nil, 3, []byte("a"), []byte("bc")))
+	r = decodeRequest(AppendSendvFrame(nil, 3, []byte("a"), []byte("bc")))
 	assert.Equal(t, reqSendv, r.kind)
 	assert.EqualValues(t, 3, r.ref)
 	assert.Equal(t, 2, r.n)

@@ -61,7 +61,7 @@ const (
 	// outFlush bounds the output: once this much is pending, stdout is
 	// flushed before anything else is read, from stdin or from a device.
 	outFlush  = 1 << 20
-	outBufCap = outFlush + readBurst*(MaxPacket+4+etf.PacketHeaderLen)
+	outBufCap = outFlush + readBurst*(MaxPacket+4+PacketHeaderLen)
 )
 
 // errStdinClosed ends Serve: stdin reached EOF (or its writer went away)
@@ -208,7 +208,7 @@ func (s *Server) readDevice(d *devState) {
 	}
 	for i := 0; i < readBurst && d.wantsRead(); i++ {
 		start := len(s.outbuf)
-		s.outbuf = etf.BeginPacketFrame(s.outbuf, d.header)
+		s.outbuf = BeginPacketFrame(s.outbuf, d.header)
 		body := len(s.outbuf)
 		n, err := d.Read(s.outbuf[body : body+MaxPacket])
 		if err != nil {
@@ -228,7 +228,7 @@ func (s *Server) readDevice(d *devState) {
 			continue
 		}
 		s.outbuf = s.outbuf[:body+n]
-		etf.EndPacketFrame(s.outbuf, start)
+		EndPacketFrame(s.outbuf, start)
 		d.sent++
 		d.stats.RxPackets++
 		d.stats.RxBytes += uint64(n)
@@ -248,12 +248,12 @@ func (s *Server) readBatch(d *devState) {
 		return
 	}
 	start := len(s.outbuf)
-	s.outbuf = etf.BeginBatchFrame(s.outbuf, d.batch)
+	s.outbuf = BeginBatchFrame(s.outbuf, d.batch)
 	n := 0
 	var rerr error
 	for i := 0; i < readBurst && d.wantsRead(); i++ {
 		ps := len(s.outbuf)
-		s.outbuf = etf.BeginBatchPacket(s.outbuf)
+		s.outbuf = BeginBatchPacket(s.outbuf)
 		body := len(s.outbuf)
 		k, err := d.Read(s.outbuf[body : body+MaxPacket])
 		if err != nil {
@@ -271,7 +271,7 @@ func (s *Server) readBatch(d *devState) {
 			continue
 		}
 		s.outbuf = s.outbuf[:body+k]
-		etf.EndBatchPacket(s.outbuf, ps)
+		EndBatchPacket(s.outbuf, ps)
 		n++
 		d.sent++
 		d.stats.RxPackets++
@@ -280,7 +280,7 @@ func (s *Server) readBatch(d *devState) {
 	if n == 0 {
 		s.outbuf = s.outbuf[:start]
 	} else {
-		s.outbuf = etf.EndBatchFrame(s.outbuf, start, n)
+		s.outbuf = EndBatchFrame(s.outbuf, start, n)
 	}
 	if rerr != nil {
 		s.event("tuntap_read_error", d.ref, rerr)
@@ -382,7 +382,7 @@ func (s *Server) handle(frame []byte) {
 		elems := r.elems
 		for i := 0; i < r.n; i++ {
 			var pkt []byte
-			pkt, elems, _ = etf.NextPacket(elems)
+			pkt, elems, _ = NextPacket(elems)
 			s.send(r.ref, pkt)
 		}
 		for _, p := range r.pkts {
@@ -477,7 +477,7 @@ func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error
 		}
 		return nil, s.denied(err)
 	}
-	d := &devState{Device: dev, ref: ref, header: etf.PacketHeader(ref)}
+	d := &devState{Device: dev, ref: ref, header: PacketHeader(ref)}
 	s.devs[ref] = d
 	s.order = append(s.order, d)
 	return dev, nil

@@ -112,9 +112,9 @@ func TestSendPaths(t *testing.T) {
 	peer := h.dev(0).Peer
 	buf := make([]byte, 100)
 
-	h.Raw(etf.AppendSendFrame(nil, 2, []byte("fast")))
+	h.Raw(AppendSendFrame(nil, 2, []byte("fast")))
 	h.Write(etf.Tuple(atom("send"), 2, []byte("generic")))
-	h.Raw(etf.AppendSendvFrame(nil, 2, []byte("batch1"), []byte("batch2")))
+	h.Raw(AppendSendvFrame(nil, 2, []byte("batch1"), []byte("batch2")))
 	h.Write(etf.Tuple(atom("sendv"), 2, etf.List([]byte("gbatch1"), []byte("gbatch2"))))
 	for _, want := range []string{"fast", "generic", "batch1", "batch2", "gbatch1", "gbatch2"} {
 		require.NoError(t, waitReadable(peer))
@@ -129,13 +129,13 @@ func TestSendPaths(t *testing.T) {
 	r0, _ := etf.AsAtom(tu0[1])
 	assert.Equal(t, "badcmd", r0)
 
-	h.Raw(etf.AppendSendFrame(nil, 3, []byte("nobody")))
+	h.Raw(AppendSendFrame(nil, 3, []byte("nobody")))
 	tu, ok := etf.TaggedTuple(h.Next(), "tuntap_error", 3)
 	require.True(t, ok)
 	reason, _ := etf.AsAtom(tu[2])
 	assert.Equal(t, "ebadf", reason)
 
-	h.Raw(etf.AppendSendFrame(nil, 2, make([]byte, MaxPacket+1)))
+	h.Raw(AppendSendFrame(nil, 2, make([]byte, MaxPacket+1)))
 	tu, ok = etf.TaggedTuple(h.Next(), "tuntap_error", 3)
 	require.True(t, ok)
 	reason, _ = etf.AsAtom(tu[2])
@@ -250,7 +250,7 @@ func TestStatsAndFilter(t *testing.T) {
 	require.True(t, ok)
 	pkt, _ := etf.AsBinary(tu[2])
 	assert.Equal(t, udp4, pkt)
-	h.Raw(etf.AppendSendFrame(nil, 1, []byte{0x45, 1, 2}))
+	h.Raw(AppendSendFrame(nil, 1, []byte{0x45, 1, 2}))
 	time.Sleep(50 * time.Millisecond)
 	res := h.Call(etf.Tuple(atom("stats"), 1))
 	tu, ok = etf.TaggedTuple(res, "ok", 2)

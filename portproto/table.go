@@ -365,7 +365,7 @@ func cmdDeliver(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	case isA && mode == "packet":
 		d.batch = nil
 	case isA && mode == "batch":
-		d.batch = etf.BatchHeader(d.ref)
+		d.batch = BatchHeader(d.ref)
 	default:
 		return nil, ErrBadArg
 	}

@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"github.com/tunctl/tunctl/portproto"
 	"github.com/tunctl/tunctl/portproto/porttest"
 	"net"
 	"os"
@@ -41,7 +42,7 @@ func TestIntegrationTunReflectsUDP(t *testing.T) {
 		assert.True(t, bytes.HasSuffix(pkt, msg))
 		reply := append([]byte(nil), pkt...)
 		require.True(t, porttest.SwapUDP4(reply))
-		p.Raw(etf.AppendSendFrame(nil, 1, reply))
+		p.Raw(portproto.AppendSendFrame(nil, 1, reply))
 		buf := make([]byte, 100)
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(2*time.Second)))
 		n, from, err := conn.ReadFromUDP(buf)

@@ -1,7 +1,14 @@
-package etf
+package portproto
 
-import "encoding/binary"
+import (
+	"encoding/binary"
 
+	"github.com/tunctl/tunctl/etf"
+)
+
+// Data-path frames: the protocol's frame layouts for packets, built and
+// matched by hand (no allocation) from the ETF tags of package etf.
+//
 // The data path uses one canonical encoding per direction so that both sides
 // can build and match it with byte patterns and no allocation:
 //
@@ -13,8 +20,8 @@ import "encoding/binary"
 const PacketHeaderLen = 3 + 8 + 5 + 5
 
 var (
-	packetTag = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 6, 't', 'u', 'n', 't', 'a', 'p'}
-	sendTag   = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 4, 's', 'e', 'n', 'd'}
+	packetTag = []byte{etf.TagVersion, etf.TagSmallTuple, 3, etf.TagSmallAtomUTF8, 6, 't', 'u', 'n', 't', 'a', 'p'}
+	sendTag   = []byte{etf.TagVersion, etf.TagSmallTuple, 3, etf.TagSmallAtomUTF8, 4, 's', 'e', 'n', 'd'}
 )
 
 // PacketHeader returns the canonical header of {tuntap, ref, Packet} with a
@@ -22,9 +29,9 @@ var (
 func PacketHeader(ref int32) []byte {
 	h := make([]byte, 0, PacketHeaderLen)
 	h = append(h, packetTag...)
-	h = append(h, tagInteger)
+	h = append(h, etf.TagInteger)
 	h = binary.BigEndian.AppendUint32(h, uint32(ref))
-	h = append(h, tagBinary, 0, 0, 0, 0)
+	h = append(h, etf.TagBinary, 0, 0, 0, 0)
 	return h
 }
 
@@ -49,7 +56,7 @@ func EndPacketFrame(dst []byte, start int) {
 // the caller then decodes generically.
 func ParseSend(frame []byte) (ref int32, packet []byte, ok bool) {
 	const hl = 9 + 5 + 5
-	if len(frame) < hl || string(frame[:9]) != string(sendTag) || frame[9] != tagInteger || frame[14] != tagBinary {
+	if len(frame) < hl || string(frame[:9]) != string(sendTag) || frame[9] != etf.TagInteger || frame[14] != etf.TagBinary {
 		return 0, nil, false
 	}
 	if int(binary.BigEndian.Uint32(frame[15:19])) != len(frame)-hl {
@@ -62,14 +69,14 @@ func ParseSend(frame []byte) (ref int32, packet []byte, ok bool) {
 // {packet,4} length). It exists for tests and tools that speak to the port.
 func AppendSendFrame(dst []byte, ref int32, packet []byte) []byte {
 	dst = append(dst, sendTag...)
-	dst = append(dst, tagInteger)
+	dst = append(dst, etf.TagInteger)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(ref))
-	dst = append(dst, tagBinary)
+	dst = append(dst, etf.TagBinary)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(packet)))
 	return append(dst, packet...)
 }
 
-var sendvTag = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 5, 's', 'e', 'n', 'd', 'v'}
+var sendvTag = []byte{etf.TagVersion, etf.TagSmallTuple, 3, etf.TagSmallAtomUTF8, 5, 's', 'e', 'n', 'd', 'v'}
 
 // SendvHeaderLen is the size of the canonical {sendv, Ref, [...]} header up
 // to and including the list's element count.
@@ -84,7 +91,7 @@ const SendvHeaderLen = 10 + 5 + 5
 // NextPacket) and their count, without copying.
 func ParseSendv(frame []byte) (ref int32, elems []byte, n int, ok bool) {
 	const hl = SendvHeaderLen
-	if len(frame) < hl+1 || string(frame[:10]) != string(sendvTag) || frame[10] != tagInteger || frame[15] != tagList {
+	if len(frame) < hl+1 || string(frame[:10]) != string(sendvTag) || frame[10] != etf.TagInteger || frame[15] != etf.TagList {
 		return 0, nil, 0, false
 	}
 	count := binary.BigEndian.Uint32(frame[16:20])
@@ -92,7 +99,7 @@ func ParseSendv(frame []byte) (ref int32, elems []byte, n int, ok bool) {
 		return 0, nil, 0, false
 	}
 	elems = frame[hl : len(frame)-1]
-	if frame[len(frame)-1] != tagNil {
+	if frame[len(frame)-1] != etf.TagNil {
 		return 0, nil, 0, false
 	}
 	rest := elems
@@ -110,7 +117,7 @@ func ParseSendv(frame []byte) (ref int32, elems []byte, n int, ok bool) {
 
 // NextPacket splits the first binary (109,Len:32,P) off elems.
 func NextPacket(elems []byte) (pkt, rest []byte, ok bool) {
-	if len(elems) < 5 || elems[0] != tagBinary {
+	if len(elems) < 5 || elems[0] != etf.TagBinary {
 		return nil, nil, false
 	}
 	l := binary.BigEndian.Uint32(elems[1:5])
@@ -124,16 +131,16 @@ func NextPacket(elems []byte) (pkt, rest []byte, ok bool) {
 // the {packet,4} length), for tests and tools.
 func AppendSendvFrame(dst []byte, ref int32, packets ...[]byte) []byte {
 	dst = append(dst, sendvTag...)
-	dst = append(dst, tagInteger)
+	dst = append(dst, etf.TagInteger)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(ref))
-	dst = append(dst, tagList)
+	dst = append(dst, etf.TagList)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(packets)))
 	for _, p := range packets {
-		dst = append(dst, tagBinary)
+		dst = append(dst, etf.TagBinary)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(len(p)))
 		dst = append(dst, p...)
 	}
-	return append(dst, tagNil)
+	return append(dst, etf.TagNil)
 }
 
 // The batch frame of opt-in batch delivery: several packets of one device in
@@ -154,7 +161,7 @@ const BatchHeaderLen = 3 + 14 + 5 + 5
 // (the binary tag and length).
 const BatchPacketHeaderLen = 5
 
-var batchTag = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 12,
+var batchTag = []byte{etf.TagVersion, etf.TagSmallTuple, 3, etf.TagSmallAtomUTF8, 12,
 	't', 'u', 'n', 't', 'a', 'p', '_', 'b', 'a', 't', 'c', 'h'}
 
 // BatchHeader returns the canonical header of {tuntap_batch, ref, [...]} with
@@ -162,9 +169,9 @@ var batchTag = []byte{tagVersion, tagSmallTuple, 3, tagSmallAtomUTF8, 12,
 func BatchHeader(ref int32) []byte {
 	h := make([]byte, 0, BatchHeaderLen)
 	h = append(h, batchTag...)
-	h = append(h, tagInteger)
+	h = append(h, etf.TagInteger)
 	h = binary.BigEndian.AppendUint32(h, uint32(ref))
-	h = append(h, tagList, 0, 0, 0, 0)
+	h = append(h, etf.TagList, 0, 0, 0, 0)
 	return h
 }
 
@@ -179,7 +186,7 @@ func BeginBatchFrame(dst, header []byte) []byte {
 // appends (or reads) the packet bytes after it and calls EndBatchPacket with
 // the offset where this packet's header started.
 func BeginBatchPacket(dst []byte) []byte {
-	return append(dst, tagBinary, 0, 0, 0, 0)
+	return append(dst, etf.TagBinary, 0, 0, 0, 0)
 }
 
 // EndBatchPacket patches the length of the packet whose header starts at
@@ -191,7 +198,7 @@ func EndBatchPacket(dst []byte, start int) {
 // EndBatchFrame closes the list of the batch frame that starts at dst[start:]
 // and holds n packets, and patches its lengths.
 func EndBatchFrame(dst []byte, start, n int) []byte {
-	dst = append(dst, tagNil)
+	dst = append(dst, etf.TagNil)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	binary.BigEndian.PutUint32(dst[start+4+BatchHeaderLen-4:], uint32(n))
 	return dst
