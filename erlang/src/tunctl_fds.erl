@@ -29,7 +29,7 @@
 -module(tunctl_fds).
 -behaviour(gen_server).
 
--export([start_link/0, open/3, lookup/1, held/0]).
+-export([start_link/0, open/3, lookup/1, with_device/2, held/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TAB, ?MODULE).
@@ -76,6 +76,23 @@ lookup(Fd) when is_integer(Fd) ->
     end;
 lookup(_) ->
     {error, ebadf}.
+
+%% @doc Run `Fun(Dev)' on the device process of a descriptor;
+%% `{error, ebadf}' when there is none, or when it goes away during the
+%% call.
+-spec with_device(term(), fun((pid()) -> Result)) -> Result | {error, ebadf}.
+with_device(Fd, Fun) ->
+    case lookup(Fd) of
+        {ok, Dev} ->
+            try
+                Fun(Dev)
+            catch
+                exit:{noproc, _} -> {error, ebadf};
+                exit:{normal, _} -> {error, ebadf}
+            end;
+        {error, _} = Error ->
+            Error
+    end.
 
 %% @doc The descriptors this node holds for `getfd/1', after closing those
 %% that can be closed now.
