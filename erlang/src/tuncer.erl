@@ -59,6 +59,7 @@
     recv/1, recv/2, recv/3,
 
     up/2, up/3, down/1,
+    addr_add/2, addr_add/3,
     addr_del/2, addr_del/3,
     dstaddr/2, broadcast/2,
     mtu/1, mtu/2,
@@ -67,7 +68,9 @@
     header/1, header/2,
 
     controlling_process/2,
-    setopt/2
+    setopt/2,
+
+    start_link/2
 ]).
 
 -include("tunctl_proto.hrl").
@@ -77,7 +80,7 @@
 -define(READ_SIZE, ?TUNCTL_MAX_PACKET).
 
 -type dev() :: pid().
--type handle() :: tunctl_registry:handle().
+-type handle() :: tunctl:fd().
 -type posix() :: atom().
 -type active() :: boolean() | once | -32768..32767.
 -type flag() :: ?TUNCTL_DEVICE_FLAG_TYPE.
@@ -93,8 +96,17 @@
     | {namespace, file:filename_all()}
     | {filter, [rule()]}
     | {deliver, packet | batch}
-    | {offload, [offload()]}.
+    | {offload, [offload()]}
+    | {port_options, port_options()}.
 -type offload() :: csum | tso4 | tso6 | tso_ecn | uso4 | uso6.
+-type options() :: [option()].
+-type port_option() ::
+    {parallelism, boolean()}
+    | {busy_limits_port, {non_neg_integer(), non_neg_integer()} | disabled}
+    | {busy_limits_msgq, {non_neg_integer(), non_neg_integer()} | disabled}.
+-type port_options() :: [port_option()].
+% msantos/tunctl 1.0's name for port_option()
+-type portopt() :: port_option().
 -type ip() :: inet:ip_address() | string() | binary().
 -type mask() :: 0..128 | ip().
 -type rule() ::
@@ -118,7 +130,8 @@
 }.
 -type header() :: #{flags => 0..65535, proto => 0..65535, vnet => vnet_hdr()}.
 
--export_type([dev/0, handle/0, option/0, active/0, ip/0, mask/0, rule/0, stats/0, header/0, vnet_hdr/0]).
+-export_type([dev/0, handle/0, option/0, options/0, port_option/0, port_options/0, portopt/0]).
+-export_type([active/0, ip/0, mask/0, rule/0, stats/0, header/0, vnet_hdr/0]).
 
 
 %%--------------------------------------------------------------------
@@ -141,26 +154,31 @@ create(Name) ->
 %% @doc Create a TUN/TAP device, or attach to an existing one.
 %%
 %% `Name' is the interface name (a string or binary); `<<>>' lets the kernel
-%% choose one (`tap0', `tun0', ...). Names of 16 bytes or more return
-%% `{error, einval}'. A device created here belongs to the port's real uid
-%% (`TUNSETOWNER'). When an interface called `Name' exists, the device is
-%% attached only if it is a TUN/TAP device the caller may use: root may use
-%% any; anyone else one whose owner (when set) is its uid and whose group
-%% (when set) is one of its groups, an ownerless device being root's
-%% (`{error, eperm}' otherwise: doc/security.md); a `multi_queue' device
-%% opened again adds one queue.
+%% choose one (`tap0', `tun0', ...). Names of 16 bytes or more, names that
+%% are not a string or binary, and options that are not a list return
+%% `{error, badargs}', as msantos/tunctl 1.0 did. A device created here
+%% belongs to the port's real uid (`TUNSETOWNER'). When an interface called
+%% `Name' exists, the device is attached only if it is a TUN/TAP device the
+%% caller may use: root may use any; anyone else one whose owner (when set)
+%% is its uid and whose group (when set) is one of its groups, an ownerless
+%% device being root's (`{error, eperm}' otherwise: doc/security.md); a
+%% `multi_queue' device opened again adds one queue.
 %%
 %% Device flags: `tun', `tap', `no_pi', `one_queue', `multi_queue',
 %% `vnet_hdr', `tun_excl'. When none is given they default to
 %% `[tap, no_pi]'; when some are given they are used as given, with `tap'
 %% added when neither `tun' nor `tap' is present. `{active, A}' defaults to
-%% `false'.
+%% `false'. `{port_options, PortOpts}' are `open_port/2' options for the
+%% device's port, `{parallelism, Bool}', `{busy_limits_port, Limits}' and
+%% `{busy_limits_msgq, Limits}' (`Limits' `{Low, High}' or `disabled'); the
+%% default, as 1.0, disables both busy limits. Unknown options are
+%% ignored, as 1.0 did.
 %%
 %% Configuration, applied before `create' returns and all-or-nothing: if a
 %% step fails the device is closed (so a device created by this call is
 %% removed) and `create' returns that step's error.
 %% <ul>
-%% <li>`{addr, IP}': assign an address (as `up/2,3'); the link goes up
+%% <li>`{addr, IP}': add an address (as `addr_add/2,3'); the link goes up
 %%     unless `{up, false}' is given.</li>
 %% <li>`{netmask, Mask}' or `{prefixlen, N}': the prefix of `{addr, IP}'
 %%     (default as `up/2').</li>
@@ -182,7 +200,7 @@ create(Name) ->
 %% address (with `{up, false}': address, link down). When attaching to an existing persistent device, steps that
 %% succeeded before a failing one are not undone.
 %%
-%% A malformed option raises `badarg'; an invalid value (an address that
+%% A known option with a malformed value raises `badarg'; an invalid value (an address that
 %% does not parse, a non-contiguous netmask, `{dstaddr, _}' without
 %% `{addr, _}', mixed families) returns `{error, einval}'.
 %%
@@ -193,14 +211,18 @@ create(Name) ->
 %%        {dstaddr, "2001:db8::2"}, {mtu, 1400}, {filter, [icmpv6, udp]}]).
 %% {ok,<0.93.0>}
 %% '''
--spec create(iodata(), [option()]) -> {ok, dev()} | {error, term()}.
-create(Name, Options) when is_list(Options) ->
+-spec create(iodata(), options()) -> {ok, dev()} | {error, term()}.
+create(Name, Options) ->
     case tunctl_opts:create_args(Name, Options) of
         {ok, Args} -> tunctl_device:start(Args);
         {error, _} = Error -> Error
-    end;
-create(_, _) ->
-    erlang:error(badarg).
+    end.
+
+%% @doc As `create/2' (the device is linked to the caller), under
+%% msantos/tunctl 1.0's other name.
+-spec start_link(iodata(), options()) -> {ok, dev()} | {error, term()}.
+start_link(Name, Options) ->
+    create(Name, Options).
 
 %% @doc The interface name.
 -spec devname(dev()) -> binary().
@@ -212,11 +234,32 @@ devname(Dev) when is_pid(Dev) ->
 flags(Dev) when is_pid(Dev) ->
     call(Dev, flags).
 
-%% @doc The integer handle of the device, for `read/1,2' and `write/2'.
-%% It is not a file descriptor: the port program owns the descriptor.
+%% @doc A file descriptor of the device, held by this VM: one end of an
+%% `AF_UNIX' `SOCK_SEQPACKET' socket whose other end the port relays, so
+%% each packet read from the device is one message on it and each message
+%% written to it is one packet written to the device (while the owner
+%% receives nothing: an active owner reads first). Use it as
+%% msantos/tunctl 1.0's descriptor: `open_port({fd, FD, FD}, [binary])',
+%% or `read/1,2' and `write/2'. The first call makes it; later calls
+%% return the same descriptor. It carries packets only: it is not the
+%% TUN/TAP descriptor (which stays in the port), so ioctl(2) on it does
+%% nothing to the device (`tunctl:ioctl/3' does). When the device is
+%% closed, the descriptor reads end-of-file (a port opened on it closes),
+%% and this node closes it once no port uses it (doc/design.md).
+%% A failure to make it raises `{tunctl_getfd, Posix}'.
+%%
+%% ```
+%% 1> FD = tuncer:getfd(Dev).
+%% 21
+%% 2> Port = open_port({fd, FD, FD}, [binary]).
+%% #Port<0.7>
+%% '''
 -spec getfd(dev()) -> handle().
 getfd(Dev) when is_pid(Dev) ->
-    call(Dev, getfd).
+    case call(Dev, getfd) of
+        Fd when is_integer(Fd) -> Fd;
+        {error, Reason} -> erlang:error({tunctl_getfd, Reason}, [Dev])
+    end.
 
 %% @doc Close the device and stop its process. A non-persistent device is
 %% gone when this returns.
@@ -270,37 +313,51 @@ group(Dev, Group) when is_pid(Dev), is_list(Group); is_pid(Dev), is_binary(Group
 read(Handle) ->
     read(Handle, ?READ_SIZE).
 
-%% @doc Read a packet (at most `Size' bytes) from the device named by a
-%% handle (`getfd/1'), as `recv/2'. An unknown handle returns
-%% `{error, ebadf}'.
+%% @doc Read a packet (at most `Size' bytes) from a descriptor of
+%% `getfd/1', without blocking, whatever the device's mode, as
+%% msantos/tunctl 1.0 read its descriptor: the next packet relayed to the
+%% descriptor, else the next packet waiting in the device;
+%% `{error, eagain}' when there is none. On an active device the packet
+%% read is not delivered as a message. Not filtered (`filter/2'). Any
+%% other integer returns `{error, ebadf}'.
 %%
 %% ```
 %% 1> FD = tuncer:getfd(Dev).
-%% 1
+%% 21
 %% 2> tuncer:read(FD, 1500).
 %% {error,eagain}
 %% '''
 -spec read(handle(), pos_integer()) -> {ok, binary()} | {error, posix()}.
 read(Handle, Size) when is_integer(Handle), is_integer(Size), Size > 0 ->
-    tunctl_registry:with_device(Handle, fun(Dev) -> recv(Dev, Size) end).
+    case tunctl_fds:read(Handle, Size) of
+        {error, eagain} -> tunctl_fds:with_device(Handle, fun(Dev) -> call(Dev, {read, Size}) end);
+        Result -> Result
+    end.
 
-%% @doc Write a packet to the device named by a handle, as `send/2'.
+%% @doc Write a packet to the device of a descriptor of `getfd/1',
+%% whatever the device's mode, as `send/2'.
 -spec write(handle(), iodata()) -> ok | {error, posix()}.
 write(Handle, Data) when is_integer(Handle) ->
-    tunctl_registry:with_device(Handle, fun(Dev) -> send(Dev, Data) end).
+    tunctl_fds:with_device(Handle, fun(Dev) -> send(Dev, Data) end).
 
 %% @doc Write a packet to the device.
 %%
 %% Asynchronous: returns `ok' as soon as the packet is queued to the port.
-%% A failed write arrives later as `{tuntap_error, Dev, Posix}' to the owner.
-%% Packets larger than 65551 bytes return `{error, emsgsize}'; data that is
-%% not iodata raises `badarg'.
+%% What can be known before the write is returned at once: data that is not
+%% iodata raises `badarg'; more than 65551 bytes is `{error, emsgsize}';
+%% what the kernel would refuse is `{error, einval}' (shorter than the
+%% packet information or virtio-net header the device has, a TAP frame
+%% shorter than 14 bytes, a TUN `no_pi' packet whose version nibble is not
+%% 4 or 6); a device of this node that is gone makes the caller exit with
+%% `noproc', as a `gen_server:call' does. A write that fails in the kernel
+%% (for example `eio' while the link is down) arrives later as
+%% `{tuntap_error, Dev, Posix}' to the owner.
 %%
 %% ```
 %% 1> tuncer:send(Dev, Packet).
 %% ok
 %% '''
--spec send(dev(), iodata()) -> ok | {error, emsgsize}.
+-spec send(dev(), iodata()) -> ok | {error, emsgsize | einval}.
 send(Dev, Data) when is_pid(Dev) ->
     case tunctl_opts:packet_size(Data) of
         N when N > ?MAX_PACKET -> {error, emsgsize};
@@ -422,15 +479,23 @@ controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
             tunctl_device:release(Dev, Hold)
     end.
 
-%% @doc Assign an address and bring the link up: IPv4 as `/32' with the
-%% broadcast address `x.x.x.255' (as msantos/tunctl), IPv6 as `/64'.
+%% @doc Set the device's primary address and bring the link up, as
+%% msantos/tunctl 1.0 did (`SIOCSIFADDR'): IPv4 `/32'. The kernel replaces
+%% the interface's first IPv4 address (or adds one when there is none), so
+%% calling it again with the same address is `ok' and changes nothing, and
+%% a new address replaces the previous one (re-attaching one's own
+%% persistent device and calling `up/2' again is `ok'). The broadcast
+%% address is the kernel's: on a TAP device the classful one
+%% (`198.18.0.1' gets `198.18.0.255'), none on a TUN device
+%% (point-to-point). IPv6 (not in 1.0): the address is added as `/64', and
+%% an address already there is `ok'. `addr_add/2,3' add further addresses.
 %%
 %% `IP' is a tuple, a string or a binary (`"198.18.0.1"',
 %% `<<"2001:db8::1">>', or the 4 or 16 bytes of the address). An address
 %% that does not parse returns `{error, einval}'; a term that is not an
 %% address at all (an atom, a number) raises `badarg'. Kernel errors come
-%% back as posix atoms (`eexist' for an address already assigned, `enodev'
-%% when the interface was deleted, `eacces' when a policy refuses it).
+%% back as posix atoms (`enodev' when the interface was deleted, `eacces'
+%% when a policy refuses it).
 %%
 %% ```
 %% 1> tuncer:up(Dev, "198.18.0.1").
@@ -438,15 +503,12 @@ controlling_process(Dev, Pid) when is_pid(Dev), is_pid(Pid) ->
 %% '''
 -spec up(dev(), ip()) -> ok | {error, posix()}.
 up(Dev, IP) when is_pid(Dev) ->
-    case tunctl_opts:address(IP) of
-        {ok, Addr} -> configure(Dev, tunctl_opts:addr_add(Addr, default));
-        {error, _} = Error -> Error
-    end.
+    tunctl_addrs:up(port(Dev), IP).
 
-%% @doc Assign an IPv4 or IPv6 address with a prefix length or a netmask
-%% and bring the link up. IPv4 addresses get the broadcast address of their
-%% network. Call it again to add more addresses. A prefix length out of
-%% range or a non-contiguous netmask returns `{error, einval}'.
+%% @doc Set the primary address with a prefix length or a netmask and
+%% bring the link up, as `up/2' (`SIOCSIFADDR', then `SIOCSIFNETMASK'; on a
+%% TAP device the broadcast address follows the prefix). A prefix length
+%% out of range or a non-contiguous netmask returns `{error, einval}'.
 %%
 %% ```
 %% 1> tuncer:up(Dev, {198,18,0,1}, 24).
@@ -458,14 +520,34 @@ up(Dev, IP) when is_pid(Dev) ->
 %% '''
 -spec up(dev(), ip(), mask()) -> ok | {error, posix()}.
 up(Dev, IP, Mask) when is_pid(Dev) ->
-    case tunctl_opts:address(IP, Mask) of
-        {ok, Addr, Len} -> configure(Dev, tunctl_opts:addr_add(Addr, Len));
-        {error, _} = Error -> Error
-    end.
+    tunctl_addrs:up(port(Dev), IP, Mask).
 
-%% @doc Remove an address assigned through this device process, with the
-%% prefix it was assigned with; `{error, eaddrnotavail}' when this process
-%% did not assign it (use `addr_del/3').
+%% @doc Add an address and bring the link up: IPv4 as `/32' with the
+%% broadcast address `x.x.x.255', IPv6 as `/64'. Unlike `up/2' it never
+%% replaces an address: `{error, eexist}' when the interface has it.
+%%
+%% ```
+%% 1> tuncer:addr_add(Dev, "198.18.2.1").
+%% ok
+%% '''
+-spec addr_add(dev(), ip()) -> ok | {error, posix()}.
+addr_add(Dev, IP) when is_pid(Dev) ->
+    tunctl_addrs:add(port(Dev), IP).
+
+%% @doc Add an IPv4 or IPv6 address with a prefix length or a netmask and
+%% bring the link up. IPv4 addresses get the broadcast address of their
+%% network.
+%%
+%% ```
+%% 1> tuncer:addr_add(Dev, "198.18.3.1", 24).
+%% ok
+%% '''
+-spec addr_add(dev(), ip(), mask()) -> ok | {error, posix()}.
+addr_add(Dev, IP, Mask) when is_pid(Dev) ->
+    tunctl_addrs:add(port(Dev), IP, Mask).
+
+%% @doc Remove an address, with the prefix the kernel has for it;
+%% `{error, eaddrnotavail}' when the interface does not have it.
 %%
 %% ```
 %% 1> tuncer:addr_del(Dev, "198.18.1.1").
@@ -473,15 +555,7 @@ up(Dev, IP, Mask) when is_pid(Dev) ->
 %% '''
 -spec addr_del(dev(), ip()) -> ok | {error, posix()}.
 addr_del(Dev, IP) when is_pid(Dev) ->
-    case tunctl_opts:address(IP) of
-        {ok, Addr} ->
-            case call(Dev, {prefix, Addr}) of
-                {ok, Len} -> port_call(Dev, {addr_del, Addr, Len});
-                {error, _} = Error -> Error
-            end;
-        {error, _} = Error ->
-            Error
-    end.
+    tunctl_addrs:del(port(Dev), IP).
 
 %% @doc Remove the address `IP' with this prefix length or netmask (the
 %% kernel matches both): `{error, eaddrnotavail}' when the interface has no
@@ -493,22 +567,19 @@ addr_del(Dev, IP) when is_pid(Dev) ->
 %% '''
 -spec addr_del(dev(), ip(), mask()) -> ok | {error, posix()}.
 addr_del(Dev, IP, Mask) when is_pid(Dev) ->
-    case tunctl_opts:address(IP, Mask) of
-        {ok, Addr, Len} -> port_call(Dev, {addr_del, Addr, Len});
-        {error, _} = Error -> Error
-    end.
+    tunctl_addrs:del(port(Dev), IP, Mask).
 
 %% @doc Bring the link down. Addresses stay assigned.
 -spec down(dev()) -> ok | {error, posix()}.
 down(Dev) when is_pid(Dev) ->
     port_call(Dev, {link_set, [{up, false}]}).
 
-%% @doc Set the point-to-point peer, IPv4 or IPv6. The newest address of
-%% the same family assigned through this process is replaced by the same
-%% address, as `/32' or `/128', with this peer; `{error, eaddrnotavail}' if
-%% there is none. Known limit: the port cannot yet remove an IPv4 address
-%% that has a peer, so a second `dstaddr/2' (or `broadcast/2', or
-%% `addr_del/2,3') on it returns `{error, eaddrnotavail}'; IPv6 works.
+%% @doc Set the point-to-point peer. IPv4, as msantos/tunctl 1.0
+%% (`SIOCSIFDSTADDR'): the peer of the primary IPv4 address (see `up/2');
+%% calling it again changes the peer. IPv6 (not in 1.0): the newest global
+%% IPv6 address the kernel has for the interface is replaced by the same
+%% address, as `/128', with this peer. `{error, eaddrnotavail}' when there
+%% is no such address.
 %%
 %% ```
 %% 1> tuncer:up(Dev, "198.18.0.1"), tuncer:dstaddr(Dev, "198.18.0.2").
@@ -518,13 +589,11 @@ down(Dev) when is_pid(Dev) ->
 %% '''
 -spec dstaddr(dev(), ip()) -> ok | {error, posix()}.
 dstaddr(Dev, IP) when is_pid(Dev) ->
-    case tunctl_opts:address(IP) of
-        {ok, Peer} -> readdr(Dev, bit_size(Peer), fun(Addr, _) -> tunctl_opts:addr_peer(Addr, Peer) end);
-        {error, _} = Error -> Error
-    end.
+    tunctl_addrs:dstaddr(port(Dev), IP).
 
-%% @doc Set the broadcast address of the newest IPv4 address assigned
-%% through this process; `{error, eaddrnotavail}' if there is none.
+%% @doc Set the broadcast address of the primary IPv4 address, as
+%% msantos/tunctl 1.0 (`SIOCSIFBRDADDR'). An IPv6 address returns
+%% `{error, einval}'.
 %%
 %% ```
 %% 1> tuncer:broadcast(Dev, "198.18.0.127").
@@ -532,38 +601,36 @@ dstaddr(Dev, IP) when is_pid(Dev) ->
 %% '''
 -spec broadcast(dev(), ip()) -> ok | {error, posix()}.
 broadcast(Dev, IP) when is_pid(Dev) ->
-    case tunctl_opts:address(IP) of
-        {ok, <<_:32>> = Brd} ->
-            readdr(Dev, 32, fun(Addr, Len) -> {addr_add, Addr, Len, [{broadcast, Brd}]} end);
-        {ok, _} ->
-            {error, einval};
-        {error, _} = Error ->
-            Error
-    end.
+    tunctl_addrs:broadcast(port(Dev), IP).
 
-%% @doc The MTU of the interface.
+%% @doc The MTU of the interface, as msantos/tunctl 1.0: `{ok, MTU}'.
 %%
 %% ```
 %% 1> tuncer:mtu(Dev).
-%% 1500
+%% {ok,1500}
 %% '''
--spec mtu(dev()) -> pos_integer() | {error, posix()}.
+-spec mtu(dev()) -> {ok, pos_integer()} | {error, posix()}.
 mtu(Dev) when is_pid(Dev) ->
     case port_call(Dev, {link_info}) of
-        {ok, Info} -> proplists:get_value(mtu, Info);
+        {ok, Info} -> {ok, proplists:get_value(mtu, Info)};
         {error, _} = Error -> Error
     end.
 
-%% @doc Set the MTU of the interface. Values the kernel refuses (zero,
-%% negative, above the device's maximum of 65535) return `{error, einval}'.
+%% @doc Set the MTU of the interface. Returns, as msantos/tunctl 1.0,
+%% `{ok, FD, Devname}': `FD' is the descriptor of `getfd/1' (made if
+%% needed). Values the kernel refuses (zero, negative, above the device's
+%% maximum of 65535) return `{error, einval}'.
 %%
 %% ```
 %% 1> tuncer:mtu(Dev, 1400).
-%% ok
+%% {ok,21,<<"tun0">>}
 %% '''
--spec mtu(dev(), integer()) -> ok | {error, posix()}.
+-spec mtu(dev(), integer()) -> {ok, handle(), binary()} | {error, posix()}.
 mtu(Dev, MTU) when is_pid(Dev), is_integer(MTU) ->
-    port_call(Dev, {link_set, [{mtu, MTU}]}).
+    case port_call(Dev, {link_set, [{mtu, MTU}]}) of
+        ok -> {ok, getfd(Dev), devname(Dev)};
+        {error, _} = Error -> Error
+    end.
 
 %% @doc Drop, in the port, packets read from the device that match none of
 %% `Rules', before they reach the BEAM (`[]' removes the filter). A rule is
@@ -600,13 +667,19 @@ stats(Dev) when is_pid(Dev) ->
         {error, _} = Error -> Error
     end.
 
-%% @doc Decode the 4-byte packet information header (`struct tun_pi') in
-%% front of a packet read from a device created without `no_pi' (and
-%% without `vnet_hdr').
-%% @equiv header(Packet, [tun])
--spec header(binary()) -> {ok, header(), binary()} | {error, einval}.
+%% @doc Decode the packet information header (`struct tun_pi') in front
+%% of a packet read from a device created without `no_pi', as
+%% msantos/tunctl 1.0: `{tun_pi, Flags, Proto, Payload}', both fields in
+%% host byte order (see `tunctl:header/1'). `header/2' gives a map, with
+%% `proto' in network byte order.
+%%
+%% ```
+%% 1> tuncer:header(Packet).
+%% {tun_pi,0,56710,<<96,0,...>>}
+%% '''
+-spec header(binary()) -> {tun_pi, tunctl:uint16_t(), tunctl:uint16_t(), binary()} | {error, einval}.
 header(Packet) ->
-    header(Packet, [tun]).
+    tunctl:header(Packet).
 
 %% @doc Decode the headers the kernel puts in front of the packets of a
 %% device with these flags: `Flags' is the integer `flags/1' returns, or
@@ -650,24 +723,9 @@ call(Dev, Request) ->
 port_call(Dev, Cmd) ->
     call(Dev, {port, Cmd}).
 
-configure(Dev, AddrAdd) ->
-    case port_call(Dev, AddrAdd) of
-        ok -> port_call(Dev, {link_set, [{up, true}]});
-        Error -> Error
-    end.
-
-% Replace the newest address of a family assigned through this process.
-readdr(Dev, Bits, Fun) ->
-    case call(Dev, {addr, Bits}) of
-        {ok, {Addr, Len}} ->
-            case port_call(Dev, {addr_del, Addr, Len}) of
-                ok -> port_call(Dev, Fun(Addr, Len));
-                Error -> Error
-            end;
-        Error ->
-            Error
-    end.
-
+% The device's port commands, for tunctl_addrs.
+port(Dev) ->
+    fun(Cmd) -> port_call(Dev, Cmd) end.
 
 flush_events(Dev, Pid) ->
     receive

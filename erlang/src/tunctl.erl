@@ -208,7 +208,7 @@ mtu(FD, Device, MTU) when is_integer(MTU) ->
 %% '''
 -spec ioctl(fd(), non_neg_integer(), integer() | binary()) -> ok | {error, posix()}.
 ioctl(FD, Request, Arg) when is_integer(Request), is_integer(Arg); is_integer(Request), is_binary(Arg) ->
-    tunctl_fds:with_device(FD, fun(Dev) -> tuncer:ioctl(Dev, Request, Arg) end).
+    tunctl_fds:with_device(FD, fun(Dev) -> tunctl_device:call(Dev, {port, {ioctl, Request, Arg}}) end).
 
 %% @doc Decode the packet information header (`struct tun_pi') in front
 %% of a packet read from a device created without `no_pi', as the

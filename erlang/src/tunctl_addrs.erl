@@ -1,49 +1,119 @@
 %% @private
-%% @doc The addresses a device process assigned, newest first: what
-%% `tuncer:addr_del/2', `tuncer:dstaddr/2' and `tuncer:broadcast/2' look up.
-%% A copy of part of the kernel's state, updated from the commands that
-%% succeeded; it does not see addresses changed from outside.
+%% @doc The address operations of `tuncer' (`up/2,3', `addr_add/2,3',
+%% `addr_del/2,3', `dstaddr/2', `broadcast/2'), in port commands. The
+%% kernel is the only record of a device's addresses: what needs the
+%% current addresses asks the port (`addr_list'), nothing is remembered
+%% here. `Call' runs one port command on the device and returns its
+%% answer.
 -module(tunctl_addrs).
 
--export([new/0, configured/2, newest/2, prefix/2]).
+-export([up/2, up/3, add/2, add/3, del/2, del/3, dstaddr/2, broadcast/2]).
 
--opaque book() :: [{tunctl_opts:addr(), 0..128}].
+-type call() :: fun((tuple()) -> term()).
+-type result() :: ok | {error, atom()}.
 
--export_type([book/0]).
-
-%% @doc No address.
--spec new() -> book().
-new() ->
-    [].
-
-%% @doc Record the effect of a command that succeeded (any command: those
-%% that are not `addr_add' or `addr_del' change nothing). An address with a
-%% peer is `/32' or `/128' whatever the prefix asked for.
--spec configured(tuple(), book()) -> book().
-configured({addr_add, Addr, Len0, Opts}, Book) ->
-    Len =
-        case lists:keymember(peer, 1, Opts) of
-            true -> bit_size(Addr);
-            false -> Len0
-        end,
-    [{Addr, Len} | lists:delete({Addr, Len}, Book)];
-configured({addr_del, Addr, Len}, Book) ->
-    lists:delete({Addr, Len}, Book);
-configured(_, Book) ->
-    Book.
-
-%% @doc The newest address of a family (32 or 128 bits).
--spec newest(32 | 128, book()) -> {ok, {tunctl_opts:addr(), 0..128}} | {error, eaddrnotavail}.
-newest(Bits, Book) ->
-    case [A || {Addr, _} = A <- Book, bit_size(Addr) =:= Bits] of
-        [Newest | _] -> {ok, Newest};
-        [] -> {error, eaddrnotavail}
+%% @doc Set the primary address (`addr_set': IPv4 `/32', IPv6 `/64') and
+%% bring the link up.
+-spec up(call(), tuncer:ip()) -> result().
+up(Call, IP) ->
+    case tunctl_opts:address(IP) of
+        {ok, Addr} -> link_up(Call, {addr_set, Addr, default_prefix(Addr)});
+        {error, _} = Error -> Error
     end.
 
-%% @doc The prefix length an address was assigned with.
--spec prefix(tunctl_opts:addr(), book()) -> {ok, 0..128} | {error, eaddrnotavail}.
-prefix(Addr, Book) ->
-    case lists:keyfind(Addr, 1, Book) of
-        {Addr, Len} -> {ok, Len};
-        false -> {error, eaddrnotavail}
+%% @doc Set the primary address with a prefix length or netmask and bring
+%% the link up.
+-spec up(call(), tuncer:ip(), tuncer:mask()) -> result().
+up(Call, IP, Mask) ->
+    case tunctl_opts:address(IP, Mask) of
+        {ok, Addr, Len} -> link_up(Call, {addr_set, Addr, Len});
+        {error, _} = Error -> Error
     end.
+
+%% @doc Add an address (IPv4 `/32' with broadcast `x.x.x.255', IPv6
+%% `/64') and bring the link up.
+-spec add(call(), tuncer:ip()) -> result().
+add(Call, IP) ->
+    case tunctl_opts:address(IP) of
+        {ok, Addr} -> link_up(Call, tunctl_opts:addr_add(Addr, default));
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Add an address with a prefix length or netmask and bring the link
+%% up.
+-spec add(call(), tuncer:ip(), tuncer:mask()) -> result().
+add(Call, IP, Mask) ->
+    case tunctl_opts:address(IP, Mask) of
+        {ok, Addr, Len} -> link_up(Call, tunctl_opts:addr_add(Addr, Len));
+        {error, _} = Error -> Error
+    end.
+
+%% @doc Remove an address with the prefix the kernel has for it.
+-spec del(call(), tuncer:ip()) -> result().
+del(Call, IP) ->
+    case tunctl_opts:address(IP) of
+        {ok, Addr} ->
+            with_addrs(Call, fun(Addrs) ->
+                case [Len || {A, Len, _} <- Addrs, A =:= Addr] of
+                    [Len | _] -> Call({addr_del, Addr, Len});
+                    [] -> {error, eaddrnotavail}
+                end
+            end);
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc Remove an address with this prefix length or netmask.
+-spec del(call(), tuncer:ip(), tuncer:mask()) -> result().
+del(Call, IP, Mask) ->
+    case tunctl_opts:address(IP, Mask) of
+        {ok, Addr, Len} -> Call({addr_del, Addr, Len});
+        {error, _} = Error -> Error
+    end.
+
+%% @doc The point-to-point peer: IPv4 on the primary address
+%% (`SIOCSIFDSTADDR', as msantos/tunctl 1.0); IPv6 on the newest global
+%% address, replaced by the same address as `/128' with the peer.
+-spec dstaddr(call(), tuncer:ip()) -> result().
+dstaddr(Call, IP) ->
+    case tunctl_opts:address(IP) of
+        {ok, <<_:32>> = Peer} ->
+            Call({dstaddr, Peer});
+        {ok, Peer} ->
+            with_addrs(Call, fun(Addrs) ->
+                case [{A, Len} || {<<_:128>> = A, Len, _} <- Addrs, not link_local(A)] of
+                    [{Addr, Len} | _] -> then(Call({addr_del, Addr, Len}), fun() -> Call(tunctl_opts:addr_peer(Addr, Peer)) end);
+                    [] -> {error, eaddrnotavail}
+                end
+            end);
+        {error, _} = Error ->
+            Error
+    end.
+
+%% @doc The broadcast address of the primary IPv4 address
+%% (`SIOCSIFBRDADDR', as msantos/tunctl 1.0); IPv6 has none (`einval').
+-spec broadcast(call(), tuncer:ip()) -> result().
+broadcast(Call, IP) ->
+    case tunctl_opts:address(IP) of
+        {ok, <<_:32>> = Brd} -> Call({broadcast, Brd});
+        {ok, _} -> {error, einval};
+        {error, _} = Error -> Error
+    end.
+
+default_prefix(<<_:32>>) -> 32;
+default_prefix(<<_:128>>) -> 64.
+
+link_up(Call, Cmd) ->
+    then(Call(Cmd), fun() -> Call({link_set, [{up, true}]}) end).
+
+then(ok, Next) -> Next();
+then(Error, _Next) -> Error.
+
+with_addrs(Call, Fun) ->
+    case Call({addr_list}) of
+        {ok, Addrs} -> Fun(Addrs);
+        {error, _} = Error -> Error
+    end.
+
+link_local(<<16#3fa:10, _:118>>) -> true;
+link_local(_) -> false.

@@ -9,10 +9,14 @@
 %% between the owner, the session and the flow control. Requests from
 %% `tuncer' (`call/2,3'): `devname', `flags', `getfd', `destroy',
 %% `{port, Cmd}' (a port command without its Ref), `{active, A}',
-%% `{recv, Size}', `{recv, Size, Timeout}', `{controlling_process, Pid}',
-%% `{deliver, packet | batch}', and the address book's `{addr, Bits}',
-%% `{prefix, Addr}'. Packets to send (`send/3', `sendv/2') are plain
-%% messages this module owns, taken from the mailbox in batches, not casts.
+%% `{recv, Size}', `{recv, Size, Timeout}', `{read, Size}' (a read from
+%% the device whatever the mode: `read/1,2' on the descriptor),
+%% `{controlling_process, Pid}', `{deliver, packet | batch}'. Packets to
+%% send (`send/3', `sendv/2') are plain messages this module owns, taken
+%% from the mailbox in batches, not casts; what the kernel would refuse is
+%% refused before (`send/3' looks the device's flags up in the registry).
+%% The descriptor of `getfd' is made on the first request (`tunctl_fds');
+%% requests arriving meanwhile wait for it.
 %%
 %% The port always sends batch frames (`{deliver, Ref, batch}' at open):
 %% one Erlang message per poll round instead of one per packet. The owner
@@ -48,7 +52,8 @@
     flow = tunctl_flow:new() :: tunctl_flow:flow(),
     % what the owner gets: {tuntap, Dev, P} each, or {tuntap_batch, Dev, Ps}
     deliver = packet :: packet | batch,
-    addrs :: tunctl_addrs:book()
+    % getfd: none yet, being made (callers waiting), or the descriptor
+    fd = none :: none | {making, [gen_server:from()]} | tunctl_fds:fd()
 }).
 
 %%--------------------------------------------------------------------
@@ -81,9 +86,24 @@ call(Dev, Request, infinity) ->
 call(Dev, Request, Wait) ->
     gen_server:call(Dev, Request, Wait + ?CALL_TIMEOUT).
 
-%% @doc Queue a packet of `Size' bytes to write (asynchronous).
--spec send(pid(), non_neg_integer(), iodata()) -> ok.
+%% @doc Queue a packet of `Size' bytes to write (asynchronous), unless the
+%% kernel would refuse it (`{error, einval}'). A device process of this
+%% node that is gone exits the caller with `noproc', as a call would.
+-spec send(pid(), non_neg_integer(), iodata()) -> ok | {error, einval}.
+send(Dev, Size, Data) when node(Dev) =:= node() ->
+    case tunctl_registry:flags(Dev) of
+        {ok, Flags} ->
+            case tunctl_opts:frame_check(Flags, Size, Data) of
+                ok -> queue_send(Dev, Size, Data);
+                einval -> {error, einval}
+            end;
+        error ->
+            exit({noproc, {tuncer, send, [Dev, Data]}})
+    end;
 send(Dev, Size, Data) ->
+    queue_send(Dev, Size, Data).
+
+queue_send(Dev, Size, Data) ->
     Dev ! {?SEND, Size, Data},
     ok.
 
@@ -105,14 +125,14 @@ release(Dev, Hold) ->
 
 %% @private
 -spec init({pid(), tunctl_opts:create_args()}) -> {ok, #state{}} | {stop, {shutdown, term()}}.
-init({Owner, {Ifname, Flags, Active, Deliver, Netns, Steps}}) ->
+init({Owner, {Ifname, Flags, Active, Deliver, Netns, Steps, PortOpts}}) ->
     process_flag(trap_exit, true),
     {ok, Ref} = tunctl_registry:alloc(self()),
-    case open(Ref, Ifname, Flags, Netns, Steps) of
+    case open(Ref, Ifname, Flags, Netns, Steps, PortOpts) of
         {ok, Session, Dev, FlagsInt} ->
             true = link(Owner),
-            Addrs = lists:foldl(fun tunctl_addrs:configured/2, tunctl_addrs:new(), Steps),
-            State = #state{owner = Owner, session = Session, ref = Ref, dev = Dev, flags = FlagsInt, addrs = Addrs,
+            ok = tunctl_registry:set_flags(FlagsInt),
+            State = #state{owner = Owner, session = Session, ref = Ref, dev = Dev, flags = FlagsInt,
                            deliver = Deliver},
             {ok, flow(fun(F) -> tunctl_flow:set_active(Active, F) end, State)};
         {error, Reason} ->
@@ -128,12 +148,14 @@ handle_call(devname, _From, #state{dev = Dev} = State) ->
     {reply, Dev, State};
 handle_call(flags, _From, #state{flags = Flags} = State) ->
     {reply, Flags, State};
-handle_call(getfd, _From, #state{ref = Ref} = State) ->
-    {reply, Ref, State};
-handle_call({addr, Bits}, _From, #state{addrs = Addrs} = State) ->
-    {reply, tunctl_addrs:newest(Bits, Addrs), State};
-handle_call({prefix, Addr}, _From, #state{addrs = Addrs} = State) ->
-    {reply, tunctl_addrs:prefix(Addr, Addrs), State};
+handle_call(getfd, _From, #state{fd = Fd} = State) when is_integer(Fd) ->
+    {reply, Fd, State};
+handle_call(getfd, From, #state{fd = {making, Waiting}} = State) ->
+    {noreply, State#state{fd = {making, [From | Waiting]}}};
+handle_call(getfd, From, #state{ref = Ref} = State) ->
+    {noreply, request({relay_listen, Ref}, relay_listen, State#state{fd = {making, [From]}})};
+handle_call({read, Size}, From, #state{ref = Ref} = State) ->
+    {noreply, request({read, Ref, Size}, {From, {read, Size}}, State)};
 handle_call(destroy, _From, State) ->
     {stop, normal, ok, State};
 handle_call({port, Cmd}, From, #state{ref = Ref} = State) ->
@@ -191,8 +213,11 @@ handle_info(Info, #state{session = Session} = State) ->
 -spec terminate(term(), #state{}) -> ok.
 terminate(_Reason, #state{session = Session, ref = Ref} = State) ->
     Pending = tunctl_session:pending(Session),
+    ok = tunctl_registry:set_flags(undefined),
     ok = tunctl_session:close(Session, {close, Ref}),
-    _ = [gen_server:reply(From, {error, ebadf}) || {From, _} <- Pending],
+    _ = [gen_server:reply(From, {error, ebadf}) || {{P, _} = From, _} <- Pending, is_pid(P)],
+    _ = [socket:close(User) || {relay_accept, User} <- Pending],
+    _ = [gen_server:reply(From, {error, ebadf}) || {making, Waiting} <- [State#state.fd], From <- Waiting],
     _ = flow(fun tunctl_flow:stop/1, State),
     tunctl_registry:free(Ref).
 
@@ -202,8 +227,8 @@ terminate(_Reason, #state{session = Session, ref = Ref} = State) ->
 
 % Start the port, enter the namespace, open the device and configure it,
 % waiting for each answer. Any failure closes the device and the port.
-open(Ref, Ifname, Flags, Netns, Steps) ->
-    case tunctl_session:open(port_args(Netns)) of
+open(Ref, Ifname, Flags, Netns, Steps, PortOpts) ->
+    case tunctl_session:start(port_args(Netns), PortOpts) of
         {ok, S0} ->
             Enter = [{netns, Path} || Path <- [Netns], Path =/= undefined],
             case run(Enter ++ [{open, Ref, Ifname, Flags}], S0) of
@@ -264,12 +289,30 @@ frame(Frame, #state{dev = Dev} = State) ->
 
 reply({From, {read, Size}}, Result, State) ->
     flow(fun(F) -> tunctl_flow:read_reply(From, Size, Result, F) end, State);
-reply({From, Cmd}, ok, #state{addrs = Addrs} = State) ->
-    gen_server:reply(From, ok),
-    State#state{addrs = tunctl_addrs:configured(Cmd, Addrs)};
+reply(relay_listen, {ok, Name}, #state{ref = Ref} = State) ->
+    % the socket pair and the hand-over are local calls; the port takes
+    % the descriptor when it reads relay_accept
+    case tunctl_fds:prepare(Name) of
+        {ok, User, Nonce} -> request({relay_accept, Ref, Nonce}, {relay_accept, User}, State);
+        {error, _} = Error -> fd_made(Error, State)
+    end;
+reply(relay_listen, Error, State) ->
+    fd_made(Error, State);
+reply({relay_accept, User}, Result, State) ->
+    fd_made(tunctl_fds:adopt(Result, User, self()), State);
 reply({From, _Cmd}, Result, State) ->
     gen_server:reply(From, Result),
     State.
+
+% getfd: the descriptor, or why there is none (the callers exit).
+fd_made(Result, #state{fd = {making, Waiting}} = State) ->
+    {Reply, Fd} =
+        case Result of
+            {ok, N} -> {N, N};
+            {error, _} = Error -> {Error, none}
+        end,
+    _ = [gen_server:reply(From, Reply) || From <- lists:reverse(Waiting)],
+    State#state{fd = Fd}.
 
 %%--------------------------------------------------------------------
 %%% Flow control: tunctl_flow decides, this process acts
@@ -297,8 +340,15 @@ act({cancel_timer, Key}, State) ->
 act({limit, Limit}, #state{session = Session, ref = Ref} = State) ->
     ok = tunctl_session:command(Session, tunctl_proto:active(Ref, Limit)),
     State;
-act({read, From, Size}, #state{ref = Ref} = State) ->
-    request({read, Ref, Size}, {From, {read, Size}}, State);
+act({read, From, Size}, #state{ref = Ref, fd = Fd} = State) ->
+    % a passive device with a getfd descriptor: packets go there first
+    case is_integer(Fd) andalso tunctl_fds:read(Fd, Size) of
+        {ok, _} = Ok ->
+            gen_server:reply(From, Ok),
+            State;
+        _ ->
+            request({read, Ref, Size}, {From, {read, Size}}, State)
+    end;
 act({demonitor, Hold}, State) ->
     _ = erlang:demonitor(Hold, [flush]),
     State.

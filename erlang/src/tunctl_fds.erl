@@ -7,7 +7,7 @@
 %% way (doc/design.md, "getfd/1: a relayed socket"). The BEAM never holds
 %% the TUN descriptor.
 %%
-%% The hand-over (`open/3'): the port listens on a fresh random abstract
+%% The hand-over (`prepare/1', `adopt/3'): the port listens on a fresh random abstract
 %% address and tells its name over its pipe (`relay_listen'); this node
 %% connects to it and sends a nonce read from `/dev/urandom' with `Peer'
 %% attached, then sends the same nonce over the pipe (`relay_accept'): the
@@ -29,7 +29,7 @@
 -module(tunctl_fds).
 -behaviour(gen_server).
 
--export([start_link/0, open/3, lookup/1, with_device/2, held/0]).
+-export([start_link/0, prepare/1, adopt/3, lookup/1, with_device/2, read/2, held/0]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TAB, ?MODULE).
@@ -45,31 +45,42 @@
 start_link() ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
 
-%% @doc Make a descriptor for the device process `Dev' (the caller) and
-%% hand its peer to the port: `Listen()' asks the port to listen and
-%% returns `{ok, Name}'; `Accept(Nonce)' asks it to take the descriptor.
--spec open(pid(), fun(() -> {ok, binary()} | {error, term()}), fun((binary()) -> ok | {error, term()})) ->
-    {ok, fd()} | {error, term()}.
-open(Dev, Listen, Accept) ->
-    case Listen() of
-        {ok, Name} when is_binary(Name) ->
-            case pair() of
-                {ok, User, Peer} ->
-                    Result = hand_over(Name, Peer, Accept),
-                    _ = socket:close(Peer),
-                    adopt(Result, User, Dev);
+%% @doc Make the pair and hand the peer to the port listening at `Name'
+%% (the answer to `relay_listen'): the user's end and the nonce to send in
+%% `relay_accept'.
+-spec prepare(binary()) -> {ok, socket:socket(), binary()} | {error, term()}.
+prepare(Name) when is_binary(Name) ->
+    case pair() of
+        {ok, User, Peer} ->
+            Nonce = random(),
+            Sent = hand_over(Name, Peer, Nonce),
+            _ = socket:close(Peer),
+            case Sent of
+                ok ->
+                    {ok, User, Nonce};
                 {error, _} = Error ->
+                    _ = socket:close(User),
                     Error
             end;
         {error, _} = Error ->
             Error
     end.
 
+%% @doc After the answer to `relay_accept': keep the user's end for the
+%% device process `Dev' and return its descriptor, or close it.
+-spec adopt(ok | {error, term()}, socket:socket(), pid()) -> {ok, fd()} | {error, term()}.
+adopt(ok, User, Dev) ->
+    ok = socket:setopt(User, otp, controlling_process, whereis(?MODULE)),
+    gen_server:call(?MODULE, {adopt, User, Dev});
+adopt({error, _} = Error, User, _Dev) ->
+    _ = socket:close(User),
+    Error.
+
 %% @doc The device process a descriptor from `open/3' belongs to.
 -spec lookup(term()) -> {ok, pid()} | {error, ebadf}.
 lookup(Fd) when is_integer(Fd) ->
     try ets:lookup(?TAB, Fd) of
-        [{Fd, Dev}] -> {ok, Dev};
+        [{Fd, Dev, _}] -> {ok, Dev};
         [] -> {error, ebadf}
     catch
         error:badarg -> {error, ebadf}
@@ -93,6 +104,30 @@ with_device(Fd, Fun) ->
         {error, _} = Error ->
             Error
     end.
+
+%% @doc Read the next message of a descriptor (a packet the port relayed),
+%% at most `Size' bytes of it, without blocking: `{error, eagain}' when
+%% none is waiting, `{error, ebadf}' for an integer that is not one of
+%% ours.
+-spec read(term(), pos_integer()) -> {ok, binary()} | {error, atom()}.
+read(Fd, Size) when is_integer(Fd) ->
+    try ets:lookup(?TAB, Fd) of
+        [{Fd, _, S}] ->
+            case socket:recv(S, 0, [], 0) of
+                {ok, Packet} when byte_size(Packet) > Size -> {ok, binary:part(Packet, 0, Size)};
+                {ok, Packet} -> {ok, Packet};
+                {error, timeout} -> {error, eagain};
+                {error, closed} -> {error, ebadf};
+                {error, Reason} when is_atom(Reason) -> {error, Reason};
+                {error, _} -> {error, eio}
+            end;
+        [] ->
+            {error, ebadf}
+    catch
+        error:badarg -> {error, ebadf}
+    end;
+read(_, _) ->
+    {error, ebadf}.
 
 %% @doc The descriptors this node holds for `getfd/1', after closing those
 %% that can be closed now.
@@ -124,18 +159,13 @@ pair() ->
         end
     end).
 
-hand_over(Name, Peer, Accept) ->
-    Nonce = random(),
-    Sent = with_socket(fun(S) ->
+hand_over(Name, Peer, Nonce) ->
+    with_socket(fun(S) ->
         {ok, PeerFd} = ok(socket:getopt(Peer, otp, fd)),
         ok = ok(socket:connect(S, #{family => local, path => Name})),
         Ctrl = [#{level => socket, type => rights, data => <<PeerFd:32/native>>}],
         ok(socket:sendmsg(S, #{iov => [Nonce], ctrl => Ctrl}, ?TIMEOUT))
-    end),
-    case Sent of
-        ok -> Accept(Nonce);
-        {error, _} = Error -> Error
-    end.
+    end).
 
 % Run Fun with a fresh socket, closed afterwards; {error, _} on failure.
 with_socket(Fun) ->
@@ -155,13 +185,6 @@ with_socket(Fun) ->
 ok(ok) -> ok;
 ok({ok, _} = Ok) -> Ok;
 ok({error, _} = Error) -> throw(Error).
-
-adopt(ok, User, Dev) ->
-    ok = socket:setopt(User, otp, controlling_process, whereis(?MODULE)),
-    gen_server:call(?MODULE, {adopt, User, Dev});
-adopt({error, _} = Error, User, _Dev) ->
-    _ = socket:close(User),
-    Error.
 
 random() ->
     {ok, F} = file:open("/dev/urandom", [read, raw, binary]),
@@ -197,7 +220,7 @@ init([]) ->
 handle_call({adopt, User, Dev}, _From, #keeper{open = Open} = K) ->
     {ok, Fd} = socket:getopt(User, otp, fd),
     _ = erlang:monitor(process, Dev),
-    true = ets:insert(?TAB, {Fd, Dev}),
+    true = ets:insert(?TAB, {Fd, Dev, User}),
     {reply, {ok, Fd}, K#keeper{open = Open#{Fd => {User, Dev}}}};
 handle_call(held, _From, K0) ->
     K = reap(K0),

@@ -30,10 +30,20 @@
     addr_peer/2,
     uid/1, gid/1,
     header/2,
-    packet_size/1
+    packet_size/1,
+    frame_check/3
 ]).
 
 -include("tunctl_proto.hrl").
+
+%% {port_options, _} of create/2, as msantos/tunctl 1.0: the default
+%% disables both busy limits.
+-define(DEFAULT_PORT_OPTIONS, [{busy_limits_port, disabled}, {busy_limits_msgq, disabled}]).
+
+%% struct tun_pi, the kernel's default struct virtio_net_hdr, ETH_HLEN
+-define(PI_LEN, 4).
+-define(VNET_LEN, 10).
+-define(ETH_HLEN, 14).
 
 -define(IS_ACTIVE(A),
     (is_boolean(A) orelse A =:= once orelse
@@ -50,7 +60,8 @@
     Active :: tuncer:active(),
     Deliver :: packet | batch,
     Netns :: binary() | undefined,
-    Steps :: [step()]
+    Steps :: [step()],
+    PortOpts :: tuncer:port_options()
 }.
 
 -export_type([step/0, addr/0, create_args/0]).
@@ -65,21 +76,27 @@
 %% offloads, MTU, link up, address; or address, link down), as
 %% `tuncer:create/2' describes them.
 %%
-%% A malformed name or option raises `badarg'; a name of 16 bytes or more
-%% or an invalid value returns `{error, einval}'.
--spec create_args(iodata(), [tuncer:option()]) -> {ok, create_args()} | {error, einval}.
-create_args(Name, Options) ->
-    Ifname = ifname(Name),
-    {Flags, Active, Config} = options(Options),
-    case byte_size(Ifname) =< ?TUNCTL_MAX_NAME_LEN of
-        true ->
+%% A name that is not iodata or of 16 bytes or more, or options that are
+%% not a list, return `{error, badargs}' (as msantos/tunctl 1.0); a known
+%% option with a malformed value raises `badarg'; unknown options are
+%% ignored (as 1.0); an invalid value returns `{error, einval}'.
+-spec create_args(term(), term()) -> {ok, create_args()} | {error, einval | badargs}.
+create_args(Name, Options) when is_list(Options) ->
+    case ifname(Name) of
+        Ifname when is_binary(Ifname), byte_size(Ifname) =< ?TUNCTL_MAX_NAME_LEN ->
+            {Flags, Active, Config} = options(Options),
             case config(Config) of
-                {ok, Netns, Steps} -> {ok, {Ifname, Flags, Active, maps:get(deliver, Config, packet), Netns, Steps}};
-                {error, _} = Error -> Error
+                {ok, Netns, Steps} ->
+                    PortOpts = maps:get(port_options, Config, ?DEFAULT_PORT_OPTIONS),
+                    {ok, {Ifname, Flags, Active, maps:get(deliver, Config, packet), Netns, Steps, PortOpts}};
+                {error, _} = Error ->
+                    Error
             end;
-        false ->
-            {error, einval}
-    end.
+        _ ->
+            {error, badargs}
+    end;
+create_args(_Name, _Options) ->
+    {error, badargs}.
 
 %% @doc Whether a term is an active mode: `true', `false', `once' or a
 %% counter increment in -32768..32767.
@@ -166,12 +183,55 @@ header(Packet, Options) when is_list(Options) ->
 packet_size(Data) ->
     iodata(fun erlang:iolist_size/1, Data).
 
+%% @doc What the kernel would refuse before writing a packet of `Size'
+%% bytes to a device with these flags (`tuncer:send/2'): `einval' for a
+%% packet shorter than its headers (packet information, virtio-net
+%% header), a TAP frame shorter than an Ethernet header, a TUN `no_pi'
+%% packet whose version nibble is not 4 or 6; else `ok'.
+-spec frame_check(non_neg_integer(), non_neg_integer(), iodata()) -> ok | einval.
+frame_check(Flags, Size, Data) ->
+    PI = Flags band ?TUNCTL_IFF_NO_PI =:= 0,
+    Hdr = bool(PI) * ?PI_LEN + bool(Flags band ?TUNCTL_IFF_VNET_HDR =/= 0) * ?VNET_LEN,
+    Tap = Flags band ?TUNCTL_IFF_TAP =/= 0,
+    if
+        Size < Hdr -> einval;
+        Tap, Size - Hdr < ?ETH_HLEN -> einval;
+        Tap; PI -> ok;
+        Size =:= Hdr -> einval;
+        true -> ip_version(byte_at(Hdr, Data))
+    end.
+
+bool(true) -> 1;
+bool(false) -> 0.
+
+ip_version(B) when B bsr 4 =:= 4; B bsr 4 =:= 6 -> ok;
+ip_version(_) -> einval.
+
+% The byte at offset N of iodata at least N + 1 bytes long.
+byte_at(N, Bin) when is_binary(Bin) ->
+    binary:at(Bin, N);
+byte_at(N, [H | T]) when is_integer(H) ->
+    case N of
+        0 -> H;
+        _ -> byte_at(N - 1, T)
+    end;
+byte_at(N, [H | T]) ->
+    case iolist_size(H) of
+        Len when N < Len -> byte_at(N, H);
+        Len -> byte_at(N - Len, T)
+    end.
+
 %%--------------------------------------------------------------------
 %%% Create options
 %%--------------------------------------------------------------------
 
+% The name as a binary; undefined when it is not iodata.
 ifname(Name) ->
-    iodata(fun erlang:iolist_to_binary/1, Name).
+    try
+        iolist_to_binary(Name)
+    catch
+        error:badarg -> undefined
+    end.
 
 % Fun(Data), raising a plain badarg when Data is not iodata.
 iodata(Fun, Data) ->
@@ -196,9 +256,12 @@ tun_or_tap(Flags) ->
         false -> lists:usort([tap | Flags])
     end.
 
-option(Flag, {Flags, Active, Config}) when is_atom(Flag) ->
-    _ = lists:member(Flag, ?TUNCTL_DEVICE_FLAGS) orelse erlang:error(badarg),
-    {[Flag | Flags], Active, Config};
+option(Flag, {Flags, Active, Config} = Acc) when is_atom(Flag) ->
+    % an unknown flag is ignored, as msantos/tunctl 1.0 did
+    case lists:member(Flag, ?TUNCTL_DEVICE_FLAGS) of
+        true -> {[Flag | Flags], Active, Config};
+        false -> Acc
+    end;
 option({active, A}, {Flags, _, Config}) when ?IS_ACTIVE(A) ->
     {Flags, A, Config};
 option({Key, IP} = Opt, Acc) when Key =:= addr; Key =:= dstaddr; Key =:= netmask ->
@@ -221,8 +284,23 @@ option({offload, Offloads} = Opt, Acc) ->
 option({filter, Rules} = Opt, Acc) when is_list(Rules) ->
     _ = lists:all(fun is_rule/1, Rules) orelse erlang:error(badarg, [Opt]),
     config(filter, Rules, Acc);
-option(_, _) ->
-    erlang:error(badarg).
+option({port_options, PortOpts} = Opt, Acc) when is_list(PortOpts) ->
+    _ = lists:all(fun is_port_option/1, PortOpts) orelse erlang:error(badarg, [Opt]),
+    config(port_options, PortOpts, Acc);
+option({Key, _} = Opt, _) when
+    Key =:= active; Key =:= prefixlen; Key =:= mtu; Key =:= up; Key =:= namespace; Key =:= filter;
+    Key =:= port_options
+->
+    erlang:error(badarg, [Opt]);
+% Anything else is ignored, as msantos/tunctl 1.0 did.
+option(_, Acc) ->
+    Acc.
+
+is_port_option({parallelism, B}) -> is_boolean(B);
+is_port_option({Busy, disabled}) when Busy =:= busy_limits_port; Busy =:= busy_limits_msgq -> true;
+is_port_option({Busy, {Low, High}}) when Busy =:= busy_limits_port; Busy =:= busy_limits_msgq ->
+    is_integer(Low) andalso is_integer(High) andalso 0 =< Low andalso Low =< High;
+is_port_option(_) -> false.
 
 config(Key, Value, {Flags, Active, Config}) ->
     {Flags, Active, Config#{Key => Value}}.

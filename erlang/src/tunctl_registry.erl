@@ -1,9 +1,10 @@
 %% @private
 %% @doc Handle registry.
 %%
-%% A handle is the integer `tuncer:getfd/1' returns and `tuncer:read/1,2'
-%% and `tuncer:write/2' take. It is also the `Ref' that names the device
-%% inside its port (doc/protocol.md). Handles are positive, below 2^31, and
+%% A handle is the `Ref' that names the device inside its port
+%% (doc/protocol.md); users never see it (`tuncer:getfd/1' returns a
+%% descriptor, `tunctl_fds'). The table also holds each open device's
+%% `IFF_*' flags, for `tuncer:send/2'. Handles are positive, below 2^31, and
 %% allocated from a counter that wraps, skipping handles in use.
 %%
 %% The table is public and read-concurrent: lookups never go through this
@@ -12,7 +13,7 @@
 -module(tunctl_registry).
 -behaviour(gen_server).
 
--export([start_link/0, alloc/1, free/1, lookup/1, with_device/2, handles/0]).
+-export([start_link/0, alloc/1, free/1, lookup/1, handles/0, set_flags/1, flags/1]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(TAB, ?MODULE).
@@ -52,20 +53,25 @@ lookup(Handle) when is_integer(Handle), Handle > 0, Handle =< ?MAX_HANDLE ->
 lookup(_) ->
     {error, ebadf}.
 
-%% @doc Run `Fun(Dev)' on the device process a handle names; `{error, ebadf}'
-%% when there is none, or when it goes away during the call.
--spec with_device(term(), fun((pid()) -> Result)) -> Result | {error, ebadf}.
-with_device(Handle, Fun) ->
-    case lookup(Handle) of
-        {ok, Dev} ->
-            try
-                Fun(Dev)
-            catch
-                exit:{noproc, _} -> {error, ebadf};
-                exit:{normal, _} -> {error, ebadf}
-            end;
-        {error, _} = Error ->
-            Error
+%% @doc Record the `IFF_*' flags of the calling device process
+%% (`undefined': forget them), for `flags/1'.
+-spec set_flags(non_neg_integer() | undefined) -> ok.
+set_flags(undefined) ->
+    true = ets:delete(?TAB, self()),
+    ok;
+set_flags(Flags) when is_integer(Flags) ->
+    true = ets:insert(?TAB, {self(), Flags}),
+    ok.
+
+%% @doc The flags of a device process that is open, without asking it
+%% (`tuncer:send/2' checks packets with them); `error' when it is gone.
+-spec flags(pid()) -> {ok, non_neg_integer()} | error.
+flags(Dev) ->
+    try ets:lookup(?TAB, Dev) of
+        [{Dev, Flags}] -> {ok, Flags};
+        [] -> error
+    catch
+        error:badarg -> error
     end.
 
 %% @doc All handles in use, with their device processes.
@@ -103,6 +109,7 @@ handle_info({'DOWN', Mref, process, Pid, _}, Monitors) ->
     case maps:take(Mref, Monitors) of
         {Handle, Rest} ->
             true = ets:delete_object(?TAB, {Handle, Pid}),
+            true = ets:delete(?TAB, Pid),
             {noreply, Rest};
         error ->
             {noreply, Monitors}

@@ -19,7 +19,7 @@
 -include_lib("kernel/include/logger.hrl").
 
 -export([
-    open/1, open/2,
+    open/1, open/2, open/3, start/2,
     request/3,
     call/3,
     command/2,
@@ -61,21 +61,32 @@
 %% `policy' is set, the program is started with `-policy Path' as well.
 -spec open([string()]) -> {ok, session()} | {error, term()}.
 open(Args) when is_list(Args) ->
-    open(program(), policy() ++ Args).
+    start(Args, []).
 
-%% @doc Start the port program `Path' with the arguments `Args' and wait
-%% for its handshake: `{error, enoent}' when there is no such program,
-%% `{error, {version_mismatch, Theirs, Ours}}' when it speaks another
-%% version of the protocol.
+%% @doc As `open/1', with extra `open_port/2' options (`tuncer:create/2''s
+%% `{port_options, PortOpts}').
+-spec start([string()], tuncer:port_options()) -> {ok, session()} | {error, term()}.
+start(Args, PortOpts) when is_list(Args), is_list(PortOpts) ->
+    open(program(), policy() ++ Args, PortOpts).
+
+%% @doc `open/3' without port options.
 -spec open(file:filename_all(), [string()]) -> {ok, session()} | {error, term()}.
 open(Path, Args) when is_list(Args) ->
+    open(Path, Args, []).
+
+%% @doc Start the port program `Path' with the arguments `Args' and the
+%% extra `open_port/2' options `PortOpts', and wait for its handshake: `{error, enoent}' when there is no such program,
+%% `{error, {version_mismatch, Theirs, Ours}}' when it speaks another
+%% version of the protocol.
+-spec open(file:filename_all(), [string()], tuncer:port_options()) -> {ok, session()} | {error, term()}.
+open(Path, Args, PortOpts) when is_list(Args), is_list(PortOpts) ->
     case filelib:is_regular(Path) of
         false ->
             {error, enoent};
         true ->
             try
                 erlang:open_port({spawn_executable, Path}, [
-                    {packet, 4}, binary, exit_status, use_stdio, {args, Args}
+                    {packet, 4}, binary, exit_status, use_stdio, {args, Args} | PortOpts
                 ])
             of
                 Port -> hello(#session{port = Port})

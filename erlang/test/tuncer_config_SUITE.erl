@@ -80,20 +80,22 @@ end_per_testcase(_Case, _Config) ->
 %%% Tests
 %%--------------------------------------------------------------------
 
-% up/2,3 with every address form, prefix lengths and netmasks, several
+% up/2 (the primary address; compat_SUITE has the rest), addr_add/2,3
+% with every address form, prefix lengths and netmasks, several
 % addresses, addr_del/2,3.
 addresses(_Config) ->
     {ok, Dev} = tuncer:create(<<"cc-addr0">>, [tun, no_pi]),
     ok = tuncer:up(Dev, "198.18.20.1"),
-    ?assertMatch({match, _}, re:run(addrs("cc-addr0"), "inet 198.18.20.1/32 brd 198.18.20.255 ")),
+    % a TUN link is point-to-point: no broadcast address (SIOCSIFADDR)
+    ?assertMatch({match, _}, re:run(addrs("cc-addr0"), "inet 198.18.20.1/32 scope")),
     ?assert(is_up("cc-addr0")),
-    ok = tuncer:up(Dev, {198, 18, 21, 1}, 24),
-    ok = tuncer:up(Dev, <<"198.18.22.1">>, {255, 255, 255, 0}),
-    ok = tuncer:up(Dev, "198.18.23.1", "255.255.254.0"),
-    ok = tuncer:up(Dev, <<198, 18, 24, 1>>, <<"255.255.255.128">>),
-    ok = tuncer:up(Dev, "2001:db8:20::1", 64),
-    ok = tuncer:up(Dev, {16#2001, 16#db8, 16#21, 0, 0, 0, 0, 1}, "ffff:ffff:ffff::"),
-    ok = tuncer:up(Dev, <<"2001:db8:22::1">>),
+    ok = tuncer:addr_add(Dev, {198, 18, 21, 1}, 24),
+    ok = tuncer:addr_add(Dev, <<"198.18.22.1">>, {255, 255, 255, 0}),
+    ok = tuncer:addr_add(Dev, "198.18.23.1", "255.255.254.0"),
+    ok = tuncer:addr_add(Dev, <<198, 18, 24, 1>>, <<"255.255.255.128">>),
+    ok = tuncer:addr_add(Dev, "2001:db8:20::1", 64),
+    ok = tuncer:addr_add(Dev, {16#2001, 16#db8, 16#21, 0, 0, 0, 0, 1}, "ffff:ffff:ffff::"),
+    ok = tuncer:addr_add(Dev, <<"2001:db8:22::1">>),
     ok = tuncer:up(Dev, <<16#2001:16, 16#db8:16, 16#23:16, 0:64, 1:16>>, 128),
     Addrs = addrs("cc-addr0"),
     ct:pal("~s", [Addrs]),
@@ -110,8 +112,9 @@ addresses(_Config) ->
             "inet6 2001:db8:23::1/128 "
         ]
     ],
-    % the same address twice: the kernel's answer
-    ?assertEqual({error, eexist}, tuncer:up(Dev, {198, 18, 21, 1}, 24)),
+    % the same address twice: the kernel's answer to addr_add; up/3 sets it
+    ?assertEqual({error, eexist}, tuncer:addr_add(Dev, {198, 18, 21, 1}, 24)),
+    ok = tuncer:up(Dev, "2001:db8:23::1", 128),
     % removal: with the prefix it was assigned with, or an explicit one
     ok = tuncer:addr_del(Dev, "198.18.21.1"),
     ok = tuncer:addr_del(Dev, "198.18.22.1", 24),
@@ -136,9 +139,9 @@ point_to_point(_Config) ->
     ok = tuncer:up(Dev, "198.18.25.1", 24),
     ok = tuncer:broadcast(Dev, {198, 18, 25, 127}),
     ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet 198.18.25.1/24 brd 198.18.25.127 ")),
+    % SIOCSIFDSTADDR: the peer of the primary address, its prefix kept
     ok = tuncer:dstaddr(Dev, "198.18.25.2"),
-    ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet 198.18.25.1 peer 198.18.25.2/32 ")),
-    ?assertEqual(nomatch, re:run(addrs("cc-p2p0"), "198.18.25.1/24")),
+    ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet 198.18.25.1 peer 198.18.25.2/24 ")),
     ok = tuncer:up(Dev, "2001:db8:25::1", 64),
     ok = tuncer:dstaddr(Dev, "2001:db8:25::2"),
     ?assertMatch({match, _}, re:run(addrs("cc-p2p0"), "inet6 2001:db8:25::1 peer 2001:db8:25::2/128 ")),
@@ -153,9 +156,9 @@ point_to_point(_Config) ->
     % link state and MTU
     ok = tuncer:down(Dev),
     ?assertNot(is_up("cc-p2p0")),
-    ?assertEqual(1500, tuncer:mtu(Dev)),
-    ok = tuncer:mtu(Dev, 1280),
-    ?assertEqual(1280, tuncer:mtu(Dev)),
+    ?assertEqual({ok, 1500}, tuncer:mtu(Dev)),
+    ?assertMatch({ok, _, <<"cc-p2p0">>}, tuncer:mtu(Dev, 1280)),
+    ?assertEqual({ok, 1280}, tuncer:mtu(Dev)),
     ?assertMatch({match, _}, re:run(ip("-o link show cc-p2p0"), " mtu 1280 ")),
     ok = tuncer:destroy(Dev).
 
@@ -167,7 +170,7 @@ create_options(_Config) ->
     ?assert(is_up("cc-opt0")),
     % addresses set at creation are known to addr_del/2 and dstaddr/2
     ok = tuncer:dstaddr(D1, "198.18.26.2"),
-    ?assertMatch({match, _}, re:run(addrs("cc-opt0"), "inet 198.18.26.1 peer 198.18.26.2/32 ")),
+    ?assertMatch({match, _}, re:run(addrs("cc-opt0"), "inet 198.18.26.1 peer 198.18.26.2/24 ")),
     ok = tuncer:destroy(D1),
 
     {ok, D2} = tuncer:create(<<"cc-opt1">>, [
@@ -244,7 +247,7 @@ errors(_Config) ->
     ?assertError(badarg, tuncer:filter(Dev, [udp, bogus])),
     ?assertError(function_clause, tuncer:mtu(Dev, "1500")),
     % still serving
-    ?assertEqual(1500, tuncer:mtu(Dev)),
+    ?assertEqual({ok, 1500}, tuncer:mtu(Dev)),
     ok = tuncer:up(Dev, "198.18.29.1", 24),
 
     % the interface is deleted behind the device's back: enodev
@@ -314,7 +317,7 @@ persist_reattach(_Config) ->
     % re-attach, as the owning uid
     {ok, Dev1} = tuncer:create(<<"cc-pers0">>, [tap, no_pi]),
     ?assertEqual(<<"cc-pers0">>, tuncer:devname(Dev1)),
-    ok = tuncer:mtu(Dev1, 1400),
+    {ok, _, <<"cc-pers0">>} = tuncer:mtu(Dev1, 1400),
     ?assertMatch({match, _}, re:run(ip("-o link show cc-pers0"), " mtu 1400 ")),
     ok = tuncer:destroy(Dev1),
     ?assert(exists("cc-pers0")),
@@ -327,14 +330,17 @@ header_pi(_Config) ->
     {Dev, Sock} = udp_setup(<<"cc-pi0">>, 31, [tun]),
     ?assertEqual(0, tuncer:flags(Dev) band ?TUNCTL_IFF_NO_PI),
     ok = gen_udp:send(Sock, {198, 18, 31, 2}, 4242, <<"pi">>),
-    Packet = recv_until(Dev, fun(P) -> {ok, _, IP} = tuncer:header(P), is_udp_to(IP, 4242) end),
-    {ok, Header, IP} = tuncer:header(Packet),
+    Packet = recv_until(Dev, fun(P) -> {ok, _, IP} = tuncer:header(P, [tun]), is_udp_to(IP, 4242) end),
+    {ok, Header, IP} = tuncer:header(Packet, [tun]),
     ct:pal("pi: ~p", [Header]),
     ?assertEqual(#{flags => 0, proto => 16#0800}, Header),
     ?assertMatch({{198, 18, 31, 1}, {198, 18, 31, 2}, _, 4242, <<"pi">>}, parse_udp(IP)),
     ?assertEqual({ok, Header, IP}, tuncer:header(Packet, tuncer:flags(Dev))),
     ?assertEqual({ok, Header, IP}, tuncer:header(Packet, [tun])),
-    ?assertEqual({tun_pi, 0, 16#0800, IP}, tunctl:header(Packet)),
+    % msantos/tunctl 1.0's shape: host byte order
+    <<ProtoIPv4:16/native>> = <<16#0800:16>>,
+    ?assertEqual({tun_pi, 0, ProtoIPv4, IP}, tunctl:header(Packet)),
+    ?assertEqual({tun_pi, 0, ProtoIPv4, IP}, tuncer:header(Packet)),
     ?assertEqual({ok, #{}, Packet}, tuncer:header(Packet, [tun, no_pi])),
     ?assertEqual({error, einval}, tuncer:header(<<0, 0, 8>>)),
     % writing needs the header too
@@ -346,8 +352,8 @@ header_pi(_Config) ->
     ok = tuncer:up(Tap, "198.18.32.1", 24),
     {ok, S2} = gen_udp:open(0, [binary, {ip, {198, 18, 32, 1}}]),
     ok = gen_udp:send(S2, {198, 18, 32, 2}, 4242, <<"arp">>),
-    Arp = active_match(Tap, fun(F) -> element(2, tuncer:header(F)) =:= #{flags => 0, proto => 16#0806} end),
-    {ok, _, <<_:12/binary, 16#0806:16, _/binary>>} = tuncer:header(Arp),
+    Arp = active_match(Tap, fun(F) -> element(2, tuncer:header(F, [tap])) =:= #{flags => 0, proto => 16#0806} end),
+    {ok, _, <<_:12/binary, 16#0806:16, _/binary>>} = tuncer:header(Arp, [tap]),
     ok = gen_udp:close(S2),
     ok = tuncer:destroy(Tap).
 
@@ -497,7 +503,7 @@ namespace(Config) ->
         ?assertNot(exists("cc-ns0")),
         InNs = os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o addr show dev cc-ns0 2>&1"),
         ?assertMatch({match, _}, re:run(InNs, "inet 198.18.39.1/24")),
-        ok = tuncer:mtu(Dev, 1400),
+        {ok, _, <<"cc-ns0">>} = tuncer:mtu(Dev, 1400),
         ?assertMatch({match, _}, re:run(os:cmd("nsenter --net=/run/netns/cc-ns1 ip -o link show cc-ns0"), " mtu 1400 ")),
         ok = tuncer:destroy(Dev),
         ?assertEqual(
@@ -571,19 +577,24 @@ tunctl_module(_Config) ->
     {ok, FD, Name} = tunctl:create(<<"cc-tunctl0">>, [tun, no_pi]),
     ?assertEqual(<<"cc-tunctl0">>, Name),
     ?assert(is_integer(FD)),
+    % /32 as the original (TUN: point-to-point, no broadcast address)
     ok = tunctl:up(Name, {198, 18, 42, 1}),
-    ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet 198.18.42.1/24 brd 198.18.42.255 ")),
+    ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet 198.18.42.1/32 scope")),
     ok = tunctl:up(Name, "2001:db8:42::1"),
     ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet6 2001:db8:42::1/64 ")),
+    % up/3 replaces the primary address
     ok = tunctl:up("cc-tunctl0", "198.18.43.1", "255.255.255.0"),
+    ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet 198.18.43.1/24 scope")),
+    ?assertEqual(nomatch, re:run(addrs("cc-tunctl0"), "198.18.42.1")),
     ok = tunctl:addr_del(Name, "198.18.43.1"),
+    ok = tunctl:up(Name, {198, 18, 42, 1}),
     ok = tunctl:addr_del(Name, "2001:db8:42::1", 64),
     ?assertEqual(nomatch, re:run(addrs("cc-tunctl0"), "198.18.43.1|2001:db8:42::1")),
     ok = tunctl:broadcast(Name, "198.18.42.127"),
     ok = tunctl:dstaddr(Name, "198.18.42.2"),
     ?assertMatch({match, _}, re:run(addrs("cc-tunctl0"), "inet 198.18.42.1 peer 198.18.42.2/32")),
-    ok = tunctl:mtu(Name, 1400),
-    ?assertEqual(1400, tunctl:mtu(Name)),
+    ?assertEqual({ok, FD, Name}, tunctl:mtu(Name, 1400)),
+    ?assertEqual({ok, 1400}, tunctl:mtu(Name)),
     ok = tunctl:down(Name),
     ?assertNot(is_up("cc-tunctl0")),
     ok = tunctl:filter(FD, [udp]),

@@ -112,13 +112,24 @@ commands_served_by_port_test() ->
 
 options_test_() ->
     [
-        ?_assertError(badarg, tuncer:create(<<"x">>, [bogus])),
-        ?_assertError(badarg, tuncer:create(<<"x">>, [{active, 32768}])),
-        ?_assertError(badarg, tuncer:create(<<"x">>, [{active, maybe}])),
-        ?_assertError(badarg, tuncer:create(<<"x">>, bogus)),
-        ?_assertError(badarg, tuncer:create(x, [])),
-        ?_assertEqual({error, einval}, tuncer:create(<<"0123456789abcdef">>, [tun])),
-        ?_assertEqual({error, einval}, tuncer:create("0123456789abcdef"))
+        % pure: no device is made (eunit runs outside any namespace)
+        ?_assertMatch({ok, {<<"x">>, [no_pi, tap], false, undefined, [], _}}, tunctl_opts:create_args(<<"x">>, [bogus])),
+        ?_assertMatch({ok, {<<"x">>, [tun], false, undefined, [], _}}, tunctl_opts:create_args("x", [tun, {extra, 1}])),
+        ?_assertError(badarg, tunctl_opts:create_args(<<"x">>, [{active, 32768}])),
+        ?_assertError(badarg, tunctl_opts:create_args(<<"x">>, [{active, maybe}])),
+        ?_assertError(badarg, tunctl_opts:create_args(<<"x">>, [{port_options, [{packet, 2}]}])),
+        ?_assertMatch(
+            {ok, {_, _, _, _, _, [{parallelism, true}]}},
+            tunctl_opts:create_args(<<"x">>, [{port_options, [{parallelism, true}]}])
+        ),
+        ?_assertMatch(
+            {ok, {_, _, _, _, _, [{busy_limits_port, disabled}, {busy_limits_msgq, disabled}]}},
+            tunctl_opts:create_args(<<"x">>, [])
+        ),
+        ?_assertEqual({error, badargs}, tuncer:create(<<"x">>, bogus)),
+        ?_assertEqual({error, badargs}, tuncer:create(x, [])),
+        ?_assertEqual({error, badargs}, tuncer:create(<<"0123456789abcdef">>, [tun])),
+        ?_assertEqual({error, badargs}, tuncer:create("0123456789abcdef"))
     ].
 
 registry_test_() ->
@@ -204,3 +215,24 @@ send_frames_split_test() ->
     ?assert(lists:all(fun(F) -> byte_size(F) =< 262144 end, Frames)),
     Got = lists:append([Ps || F <- Frames, {sendv, 3, Ps} <- [binary_to_term(F)]]),
     ?assertEqual([P || {_, P} <- Packets], Got).
+
+% tuncer:send/2's checks: what the kernel would refuse before the write.
+frame_check_test_() ->
+    Tap = 16#0002 bor 16#1000,
+    Tun = 16#0001 bor 16#1000,
+    TunPI = 16#0001,
+    TunVnet = Tun bor 16#4000,
+    [
+        ?_assertEqual(einval, tunctl_opts:frame_check(Tap, 13, <<0:104>>)),
+        ?_assertEqual(ok, tunctl_opts:frame_check(Tap, 14, <<0:112>>)),
+        ?_assertEqual(einval, tunctl_opts:frame_check(Tun, 0, <<>>)),
+        ?_assertEqual(einval, tunctl_opts:frame_check(Tun, 1, <<16#55>>)),
+        ?_assertEqual(ok, tunctl_opts:frame_check(Tun, 1, <<16#45>>)),
+        ?_assertEqual(ok, tunctl_opts:frame_check(Tun, 3, [[<<>>, [16#60]], <<0, 0>>])),
+        ?_assertEqual(einval, tunctl_opts:frame_check(Tun, 3, [<<>>, [[16#15 | <<0>>], 0]])),
+        ?_assertEqual(einval, tunctl_opts:frame_check(TunPI, 3, <<0, 0, 8>>)),
+        ?_assertEqual(ok, tunctl_opts:frame_check(TunPI, 5, <<0, 0, 16#88, 16#b5, 16#55>>)),
+        ?_assertEqual(einval, tunctl_opts:frame_check(TunVnet, 11, <<0:80, 16#55>>)),
+        ?_assertEqual(ok, tunctl_opts:frame_check(TunVnet, 11, <<0:80, 16#45>>)),
+        ?_assertEqual(einval, tunctl_opts:frame_check(Tap bor 16#4000, 20, <<0:160>>))
+    ].
