@@ -45,7 +45,7 @@ call(Pid, Req) ->
 init(Parent, Name, Addrs) ->
     case tuncer:create(Name, [tun, no_pi, {active, true}]) of
         {ok, Dev} ->
-            [ok = tuncer:up(Dev, IP, Len) || {IP, Len} <- Addrs],
+            [ok = tuncer:addr_add(Dev, IP, Len) || {IP, Len} <- Addrs],
             Parent ! {self(), {ok, self()}},
             loop(Dev, #{icmp => 0, icmp6 => 0, udp => 0, ignored => 0});
         Error ->

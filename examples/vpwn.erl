@@ -238,7 +238,7 @@ device(Local, Remote, Opts) ->
             Steps = [
                 fun() -> tuncer:up(Dev, Local) end,
                 fun() -> tuncer:dstaddr(Dev, Remote) end
-                | [fun() -> tuncer:mtu(Dev, M) end || {mtu, M} <- Opts]
+                | [fun() -> mtu(Dev, M) end || {mtu, M} <- Opts]
             ],
             Result = lists:foldl(
                 fun
@@ -345,7 +345,7 @@ credit(K, #st{mode = W, unacked = U, dev = Dev, peer = Peer} = St) ->
     Threshold = max(1, W div 2),
     case U + K of
         N when N >= Threshold ->
-            _ = tuncer:getfd(Dev),
+            _ = tuncer:devname(Dev),
             Peer ! {vpwn_credit, self(), N},
             bump(credit_out, N, St#st{unacked = 0});
         N ->
@@ -402,4 +402,11 @@ ensure_loaded(Node) ->
             {?MODULE, Bin, File} = code:get_object_code(?MODULE),
             {module, ?MODULE} = rpc:call(Node, code, load_binary, [?MODULE, File, Bin], ?TIMEOUT),
             ok
+    end.
+
+% mtu/2 answers {ok, FD, Devname}, as msantos/tunctl 1.0.
+mtu(Dev, MTU) ->
+    case tuncer:mtu(Dev, MTU) of
+        {ok, _, _} -> ok;
+        {error, _} = Error -> Error
     end.

@@ -24,6 +24,7 @@ type relayState struct {
 	listen   int  // listening socket between relay_listen and relay_accept, or -1
 	fd       int  // the relayed socket, or -1
 	blocked  bool // the last send to fd would block: wait for POLLOUT
+	on       bool // device -> fd forwarding is on ({relay, Ref, true})
 	polledAt int  // index of fd in the poll set, or -1
 }
 
@@ -34,11 +35,27 @@ func (d *devState) relayFd() int {
 	return d.relay.fd
 }
 
-// relayWantsRead: the device is read for the relay when the owner has no
+// relayWantsRead: the device is read for the relay when forwarding is on
+// (the BEAM turns it on while something reads its end), the owner has no
 // credit (packets go to whoever reads first, as two readers of one fd)
 // and the relay can take a packet.
 func (d *devState) relayWantsRead() bool {
-	return d.relayFd() >= 0 && !d.failed && !d.relay.blocked && !d.wantsRead()
+	return d.relayFd() >= 0 && d.relay.on && !d.failed && !d.relay.blocked && !d.wantsRead()
+}
+
+// cmdRelay turns device -> relay forwarding on or off: {relay, Ref, Bool}.
+// Until it is on, packets the owner does not take stay in the device
+// (messages from the relay are written to the device either way).
+func cmdRelay(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
+	on, isB := etf.AsBool(a[0])
+	if !isB {
+		return nil, ErrBadArg
+	}
+	if d.relayFd() < 0 {
+		return nil, unix.EINVAL
+	}
+	d.relay.on = on
+	return ok, nil
 }
 
 // rendezvous returns a socket created in the port's first network

@@ -70,12 +70,23 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 	unix.Close(pair[1])
 	defer unix.Close(c)
 	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	kern := h.dev(0).Peer
+
+	// Forwarding is off until {relay, Ref, true}: the packet stays in the
+	// device, and a read takes it.
+	_, err := unix.Write(kern, []byte("stays"))
+	require.NoError(t, err)
+	time.Sleep(20 * time.Millisecond)
+	read, isT := etf.TaggedTuple(h.Call(etf.Tuple(etf.Atom("read"), 1, 100)), "ok", 2)
+	require.True(t, isT)
+	stays, _ := etf.AsBinary(read[1])
+	assert.Equal(t, "stays", string(stays))
+	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay"), 1, true)))
 
 	// The stranger's descriptor was closed by the port: its peer sees EOF.
 	assert.Empty(t, recvTimeout(t, stranger[0]))
 
 	// device -> relay, one packet per message
-	kern := h.dev(0).Peer
 	for _, p := range []string{"frame-one", "frame-two"} {
 		_, err := unix.Write(kern, []byte(p))
 		require.NoError(t, err)
@@ -84,7 +95,7 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 	assert.Equal(t, "frame-two", string(recvTimeout(t, pair[0])))
 
 	// relay -> device
-	_, err := unix.Write(pair[0], []byte("to-the-kernel"))
+	_, err = unix.Write(pair[0], []byte("to-the-kernel"))
 	require.NoError(t, err)
 	assert.Equal(t, "to-the-kernel", string(recvTimeout(t, kern)))
 

@@ -148,8 +148,11 @@ var commandTable = []Command{
 		"`{ok, Name}`: the port listens on a fresh random abstract `AF_UNIX` `SOCK_SEQPACKET` address `Name` (a binary starting with a NUL byte) in the network namespace it started in. `ebusy` when the device already has a relay."},
 		onDevice(cmdRelayListen)},
 	{Term{"relay_accept", args("Ref", "Nonce"),
-		"`ok`. Of the connections queued on `Name`, the port keeps the descriptor carried by the one whose first message is exactly `Nonce` (16 to 64 bytes) with one `SOCK_SEQPACKET` socket attached, and closes every other connection and descriptor (`eacces` when none carried it). From then on the port relays: each packet read from the device while the owner has no credit becomes one message on that socket, each message received on it is written to the device. `getfd/1` is built on this (doc/design.md)."},
+		"`ok`. Of the connections queued on `Name`, the port keeps the descriptor carried by the one whose first message is exactly `Nonce` (16 to 64 bytes) with one `SOCK_SEQPACKET` socket attached, and closes every other connection and descriptor (`eacces` when none carried it). From then on each message received on that socket is written to the device, and, while forwarding is on (`relay`), each packet read from the device while the owner has no credit becomes one message on it. `getfd/1` is built on this (doc/design.md)."},
 		onDevice(cmdRelayAccept)},
+	{Term{"relay", args("Ref", "Bool"),
+		"`ok`: device → socket forwarding on or off (off after `relay_accept`); while off, packets the owner does not take stay in the device. The Erlang side turns it on while a port is open on its end. `einval` without a relay."},
+		onDevice(cmdRelay)},
 }
 
 // A Command is a row of the command table.

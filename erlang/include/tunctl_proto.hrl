@@ -43,7 +43,8 @@
     {broadcast, 2},
     {ioctl, 3},
     {relay_listen, 1},
-    {relay_accept, 2}
+    {relay_accept, 2},
+    {relay, 2}
 ]).
 -define(TUNCTL_MAX_REF, 2147483647).
 -define(TUNCTL_MAX_NAME_LEN, 15).

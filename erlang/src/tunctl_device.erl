@@ -195,6 +195,8 @@ handle_info({?SEND, Size, Data}, State) ->
     {noreply, write([{Size, Data} | queued_sends(?SEND_BATCH - 1)], State)};
 handle_info({?SENDV, Packets}, State) ->
     {noreply, write(Packets ++ queued_sends(?SEND_BATCH - 1), State)};
+handle_info({tunctl_fds, relay, Fd, On}, #state{ref = Ref, fd = Fd} = State) ->
+    {noreply, request({relay, Ref, On}, relay, State)};
 handle_info({'EXIT', Owner, _}, #state{owner = Owner} = State) ->
     {stop, normal, State};
 handle_info({timeout, Key, recv}, State) ->
@@ -300,6 +302,8 @@ reply(relay_listen, Error, State) ->
     fd_made(Error, State);
 reply({relay_accept, User}, Result, State) ->
     fd_made(tunctl_fds:adopt(Result, User, self()), State);
+reply(relay, _Result, State) ->
+    State;
 reply({From, _Cmd}, Result, State) ->
     gen_server:reply(From, Result),
     State.

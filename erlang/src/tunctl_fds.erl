@@ -34,6 +34,8 @@
 
 -define(TAB, ?MODULE).
 -define(RETRY, 500).
+%% How often the ports are looked at, while descriptors are held.
+-define(SCAN, 100).
 -define(TIMEOUT, 5000).
 %% Send and receive buffers of the user's end (capped by the kernel).
 -define(SOCKBUF, 4194304).
@@ -206,7 +208,10 @@ hex(Bin) ->
     % descriptor => {socket, device process}
     open = #{} :: #{fd() => {socket:socket(), pid()}},
     % descriptors of devices that are gone, still used by a port
-    closing = #{} :: #{fd() => socket:socket()}
+    closing = #{} :: #{fd() => socket:socket()},
+    % open descriptors a port is open on (their device relays to them)
+    read = [] :: [fd()],
+    scan = false :: boolean()
 }).
 
 %% @private
@@ -221,7 +226,7 @@ handle_call({adopt, User, Dev}, _From, #keeper{open = Open} = K) ->
     {ok, Fd} = socket:getopt(User, otp, fd),
     _ = erlang:monitor(process, Dev),
     true = ets:insert(?TAB, {Fd, Dev, User}),
-    {reply, {ok, Fd}, K#keeper{open = Open#{Fd => {User, Dev}}}};
+    {reply, {ok, Fd}, scan_later(K#keeper{open = Open#{Fd => {User, Dev}}})};
 handle_call(held, _From, K0) ->
     K = reap(K0),
     {reply, lists:sort(maps:keys(K#keeper.open) ++ maps:keys(K#keeper.closing)), K};
@@ -238,11 +243,36 @@ handle_cast(_Msg, K) ->
 handle_info({'DOWN', _, process, Dev, _}, #keeper{open = Open, closing = Closing} = K) ->
     Gone = maps:map(fun(_, {S, _}) -> S end, maps:filter(fun(_, {_, D}) -> D =:= Dev end, Open)),
     _ = [ets:delete(?TAB, Fd) || Fd <- maps:keys(Gone)],
-    {noreply, reap(K#keeper{open = maps:without(maps:keys(Gone), Open), closing = maps:merge(Closing, Gone)})};
+    {noreply,
+        reap(K#keeper{
+            open = maps:without(maps:keys(Gone), Open),
+            closing = maps:merge(Closing, Gone),
+            read = K#keeper.read -- maps:keys(Gone)
+        })};
 handle_info(reap, K) ->
     {noreply, reap(K)};
+handle_info(scan, K) ->
+    {noreply, scan_later(scan(K#keeper{scan = false}))};
 handle_info(_Info, K) ->
     {noreply, K}.
+
+% A device relays packets to its descriptor only while a port is open on
+% it (tunctl_port's {relay, Ref, Bool}): otherwise they would pile up
+% where nobody reads, instead of waiting in the device for recv/read.
+scan(#keeper{open = Open, read = Read0} = K) ->
+    InUse = ports_fds(),
+    Read = [Fd || Fd <- maps:keys(Open), lists:member(Fd, InUse)],
+    _ = [Dev ! {?MODULE, relay, Fd, lists:member(Fd, Read)} || {Fd, {_, Dev}} <- maps:to_list(changed(Open, Read0, Read))],
+    K#keeper{read = Read}.
+
+changed(Open, Old, New) ->
+    maps:filter(fun(Fd, _) -> lists:member(Fd, Old) =/= lists:member(Fd, New) end, Open).
+
+scan_later(#keeper{open = Open, scan = false} = K) when map_size(Open) > 0 ->
+    _ = erlang:send_after(?SCAN, self(), scan),
+    K#keeper{scan = true};
+scan_later(K) ->
+    K.
 
 % Close the descriptors of gone devices that no port uses; try again later
 % for the others.
