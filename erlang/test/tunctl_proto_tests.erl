@@ -113,17 +113,17 @@ commands_served_by_port_test() ->
 options_test_() ->
     [
         % pure: no device is made (eunit runs outside any namespace)
-        ?_assertMatch({ok, {<<"x">>, [no_pi, tap], false, undefined, [], _}}, tunctl_opts:create_args(<<"x">>, [bogus])),
-        ?_assertMatch({ok, {<<"x">>, [tun], false, undefined, [], _}}, tunctl_opts:create_args("x", [tun, {extra, 1}])),
+        ?_assertMatch({ok, {<<"x">>, [no_pi, tap], false, packet, undefined, [], _}}, tunctl_opts:create_args(<<"x">>, [bogus])),
+        ?_assertMatch({ok, {<<"x">>, [tun], false, packet, undefined, [], _}}, tunctl_opts:create_args("x", [tun, {extra, 1}])),
         ?_assertError(badarg, tunctl_opts:create_args(<<"x">>, [{active, 32768}])),
         ?_assertError(badarg, tunctl_opts:create_args(<<"x">>, [{active, maybe}])),
         ?_assertError(badarg, tunctl_opts:create_args(<<"x">>, [{port_options, [{packet, 2}]}])),
         ?_assertMatch(
-            {ok, {_, _, _, _, _, [{parallelism, true}]}},
+            {ok, {_, _, _, _, _, _, [{parallelism, true}]}},
             tunctl_opts:create_args(<<"x">>, [{port_options, [{parallelism, true}]}])
         ),
         ?_assertMatch(
-            {ok, {_, _, _, _, _, [{busy_limits_port, disabled}, {busy_limits_msgq, disabled}]}},
+            {ok, {_, _, _, _, _, _, [{busy_limits_port, disabled}, {busy_limits_msgq, disabled}]}},
             tunctl_opts:create_args(<<"x">>, [])
         ),
         ?_assertEqual({error, badargs}, tuncer:create(<<"x">>, bogus)),
