@@ -52,14 +52,15 @@
 -define(TUNGETSNDBUF, ?IOR($T, 211, ?SIZEOF_INT)).
 -define(TUNSETSNDBUF, ?IOW($T, 212, ?SIZEOF_INT)).
 
-% TUNSETIFF ifr flags
--define(IFF_TUN, 16#0001).
--define(IFF_TAP, 16#0002).
--define(IFF_MULTI_QUEUE, 16#0100).
--define(IFF_NO_PI, 16#1000).
--define(IFF_ONE_QUEUE, 16#2000).
--define(IFF_VNET_HDR, 16#4000).
--define(IFF_TUN_EXCL, 16#8000).
+% TUNSETIFF ifr flags, from the protocol's declaration
+-include("tunctl_proto.hrl").
+-define(IFF_TUN, ?TUNCTL_IFF_TUN).
+-define(IFF_TAP, ?TUNCTL_IFF_TAP).
+-define(IFF_MULTI_QUEUE, ?TUNCTL_IFF_MULTI_QUEUE).
+-define(IFF_NO_PI, ?TUNCTL_IFF_NO_PI).
+-define(IFF_ONE_QUEUE, ?TUNCTL_IFF_ONE_QUEUE).
+-define(IFF_VNET_HDR, ?TUNCTL_IFF_VNET_HDR).
+-define(IFF_TUN_EXCL, ?TUNCTL_IFF_TUN_EXCL).
 
 % struct tun_pi: the packet information header (tunctl:header/1)
 -record(tun_pi, {

@@ -51,17 +51,12 @@ add(Call, IP, Mask) ->
 %% @doc Remove an address with the prefix the kernel has for it.
 -spec del(call(), tuncer:ip()) -> result().
 del(Call, IP) ->
-    case tunctl_opts:address(IP) of
-        {ok, Addr} ->
-            with_addrs(Call, fun(Addrs) ->
-                case [Len || {A, Len, _} <- Addrs, A =:= Addr] of
-                    [Len | _] -> Call({addr_del, Addr, Len});
-                    [] -> {error, eaddrnotavail}
-                end
-            end);
-        {error, _} = Error ->
-            Error
-    end.
+    with_addrs(Call, IP, fun(Addr, Addrs) ->
+        case [Len || {A, Len, _} <- Addrs, A =:= Addr] of
+            [Len | _] -> Call({addr_del, Addr, Len});
+            [] -> {error, eaddrnotavail}
+        end
+    end).
 
 %% @doc Remove an address with this prefix length or netmask.
 -spec del(call(), tuncer:ip(), tuncer:mask()) -> result().
@@ -76,19 +71,15 @@ del(Call, IP, Mask) ->
 %% address, replaced by the same address as `/128' with the peer.
 -spec dstaddr(call(), tuncer:ip()) -> result().
 dstaddr(Call, IP) ->
-    case tunctl_opts:address(IP) of
-        {ok, <<_:32>> = Peer} ->
+    with_addrs(Call, IP, fun
+        (<<_:32>> = Peer, _) ->
             Call({dstaddr, Peer});
-        {ok, Peer} ->
-            with_addrs(Call, fun(Addrs) ->
-                case [{A, Len} || {<<_:128>> = A, Len, _} <- Addrs, not link_local(A)] of
-                    [{Addr, Len} | _] -> then(Call({addr_del, Addr, Len}), fun() -> Call(tunctl_opts:addr_peer(Addr, Peer)) end);
-                    [] -> {error, eaddrnotavail}
-                end
-            end);
-        {error, _} = Error ->
-            Error
-    end.
+        (Peer, Addrs) ->
+            case [{A, Len} || {<<_:128>> = A, Len, _} <- Addrs, not link_local(A)] of
+                [{Addr, Len} | _] -> then(Call({addr_del, Addr, Len}), fun() -> Call(tunctl_opts:addr_peer(Addr, Peer)) end);
+                [] -> {error, eaddrnotavail}
+            end
+    end).
 
 %% @doc The broadcast address of the primary IPv4 address
 %% (`SIOCSIFBRDADDR', as msantos/tunctl 1.0); IPv6 has none (`einval').
@@ -109,10 +100,17 @@ link_up(Call, Cmd) ->
 then(ok, Next) -> Next();
 then(Error, _Next) -> Error.
 
-with_addrs(Call, Fun) ->
-    case Call({addr_list}) of
-        {ok, Addrs} -> Fun(Addrs);
-        {error, _} = Error -> Error
+% Fun(Addr, Addrs): the address IP, and the interface's addresses (the
+% kernel's, asked now).
+with_addrs(Call, IP, Fun) ->
+    case tunctl_opts:address(IP) of
+        {ok, Addr} ->
+            case Call({addr_list}) of
+                {ok, Addrs} -> Fun(Addr, Addrs);
+                {error, _} = Error -> Error
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
 link_local(<<16#3fa:10, _:118>>) -> true;

@@ -213,6 +213,9 @@ getfd_once_per_device(_Config) ->
     ?assertEqual(Before + 1, fd_count("self")),
     ?assertEqual([Fd], tunctl_fds:held()),
     ?assertMatch({ok, "socket:" ++ _}, file:read_link("/proc/self/fd/" ++ integer_to_list(Fd))),
+    % the VM holds no TUN/TAP descriptor: only the port does
+    {ok, Fds} = file:list_dir("/proc/self/fd"),
+    ?assertEqual([], [F || F <- Fds, file:read_link("/proc/self/fd/" ++ F) =:= {ok, "/dev/net/tun"}]),
     ok = tuncer:destroy(Dev),
     ?assertEqual([], tunctl_fds:held()),
     ?assertEqual({error, ebadf}, tuncer:read(Fd)).
