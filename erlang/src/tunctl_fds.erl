@@ -116,6 +116,8 @@ read(Fd, Size) when is_integer(Fd) ->
     try ets:lookup(?TAB, Fd) of
         [{Fd, _, S}] ->
             case socket:recv(S, 0, [], 0) of
+                % end of file: the port closed its end (no packet is empty)
+                {ok, <<>>} -> {error, ebadf};
                 {ok, Packet} when byte_size(Packet) > Size -> {ok, binary:part(Packet, 0, Size)};
                 {ok, Packet} -> {ok, Packet};
                 {error, timeout} -> {error, eagain};
