@@ -15,6 +15,7 @@ main() ->
             ok
         end},
         {"create, address, receive and send packets", fun() -> data_path() end},
+        {"getfd/1: a relayed socket, frames both ways, no TUN descriptor in the VM", fun() -> getfd_path() end},
         {"the port holds CAP_NET_ADMIN only", fun() ->
             {ok, Dev} = tuncer:create(<<"up-cap">>, [tun, no_pi]),
             "0000000000001000" = cap_eff(tunctl_test_lib:port_os_pid(Dev)),
@@ -72,6 +73,13 @@ main() ->
             {error, eacces} = tuncer:persist(Dev, true),
             ok = tuncer:destroy(Dev)
         end},
+        {"with a policy file: TUNSETPERSIST through tunctl:ioctl/3 is refused", fun() ->
+            {ok, FD, Name} = tunctl:create(<<"up-ioctl">>, [tun, no_pi]),
+            % TUNSETPERSIST, as include/tuntap.hrl defines it
+            {error, eacces} = tunctl:ioctl(FD, 16#400454cb, 1),
+            nomatch = re:run(os:cmd("ip -d link show " ++ binary_to_list(Name)), "persist on"),
+            ok = tunctl:close(FD)
+        end},
         {"with a policy file: {namespace, _} is refused", fun() ->
             {error, eacces} = tuncer:create(<<"up-ns">>, [tun, no_pi, {namespace, "/proc/self/ns/net"}]),
             false = tunctl_test_lib:exists("up-ns"),
@@ -97,6 +105,38 @@ run(Name, F) ->
         ok -> io:format("  ok    ~s~n", [Name]), ok
     catch
         C:R:St -> io:format("  FAIL  ~s: ~p:~0P at ~0P~n", [Name, C, R, 8, hd(St), 6]), failed
+    end.
+
+% LINC-Switch's pattern: open_port on getfd/1's descriptor.
+getfd_path() ->
+    {ok, Dev} = tuncer:create(<<"up-fd0">>, [tun, no_pi]),
+    ok = tuncer:up(Dev, {198, 18, 42, 1}, 24),
+    Fd = tuncer:getfd(Dev),
+    {ok, "socket:" ++ _} = file:read_link("/proc/self/fd/" ++ integer_to_list(Fd)),
+    {ok, Fds} = file:list_dir("/proc/self/fd"),
+    [] = [F || F <- Fds, file:read_link("/proc/self/fd/" ++ F) =:= {ok, "/dev/net/tun"}],
+    Port = open_port({fd, Fd, Fd}, [binary]),
+    {ok, S} = gen_udp:open(0, [binary, {ip, {198, 18, 42, 1}}, {active, false}]),
+    ok = gen_udp:send(S, {198, 18, 42, 2}, 4042, <<"relayed">>),
+    Pkt = port_udp(Port, 4042),
+    true = port_command(Port, tunctl_test_lib:reflect(Pkt)),
+    {ok, {{198, 18, 42, 2}, 4042, <<"relayed">>}} = gen_udp:recv(S, 0, 2000),
+    ok = gen_udp:close(S),
+    ok = tuncer:destroy(Dev),
+    [] = tunctl_fds:held(),
+    ok.
+
+% The next UDP datagram to DPort arriving on the port (the kernel sends
+% other packets too; they wait in the device until the relay is on).
+port_udp(Port, DPort) ->
+    receive
+        {Port, {data, P}} ->
+            case tunctl_test_lib:is_udp_to(P, DPort) of
+                true -> P;
+                false -> port_udp(Port, DPort)
+            end
+    after 5000 ->
+        error(no_packet)
     end.
 
 data_path() ->
