@@ -26,7 +26,8 @@
     send_errors/1,
     destroy_brings_link_down/1,
     exports/1,
-    ioctl/1
+    ioctl/1,
+    original_suite/1
 ]).
 
 -import(tunctl_test_lib, [ip/1, exists/1, fd_count/1, my_ports/0]).
@@ -50,7 +51,8 @@ all() ->
         send_errors,
         destroy_brings_link_down,
         exports,
-        ioctl
+        ioctl,
+        original_suite
     ].
 
 init_per_suite(Config) ->
@@ -451,6 +453,71 @@ ioctl(_Config) ->
     ok = tunctl:ioctl(FD2, ?TUNSETPERSIST, 0),
     ok = tunctl:close(FD2),
     ?assertNot(exists(Name)).
+
+%%--------------------------------------------------------------------
+%%% msantos/tunctl 1.0's own test suite (test/tuncer_SUITE.erl), its cases
+%%% as written there, with 198.18.0.0/15 addresses
+%%--------------------------------------------------------------------
+
+original_suite(_Config) ->
+    % create/1
+    {ok, Created} = tuncer:create("tuncer", [tun, no_pi, {active, false}]),
+    tuncer:down(Created),
+    lists:foreach(
+        fun(Case) ->
+            {ok, Dev} = tuncer:create(orig_ifname()),
+            Case(Dev),
+            ok = tuncer:down(Dev)
+        end,
+        [
+            % up/1
+            fun(Dev) -> ok = tuncer:up(Dev, orig_ipaddr()) end,
+            % recvsend/1
+            fun(Dev) ->
+                ok = tuncer:up(Dev, orig_ipaddr()),
+                {ok, Bin} = orig_recv(Dev),
+                ok = tuncer:send(Dev, Bin)
+            end,
+            % readwrite/1
+            fun(Dev) ->
+                ok = tuncer:up(Dev, orig_ipaddr()),
+                FD = tuncer:getfd(Dev),
+                {ok, Bin} = orig_read(FD),
+                ok = tuncer:write(FD, Bin)
+            end,
+            % dstaddr/1, broadcast/1 (the linux group)
+            fun(Dev) ->
+                ok = tuncer:up(Dev, "198.19.173.1"),
+                ok = tuncer:dstaddr(Dev, "198.19.173.2")
+            end,
+            fun(Dev) ->
+                ok = tuncer:up(Dev, "198.19.174.1"),
+                ok = tuncer:broadcast(Dev, "198.19.174.3")
+            end
+        ]
+    ),
+    ok = tuncer:destroy(Created).
+
+orig_ifname() ->
+    lists:concat(["tuncer", erlang:unique_integer([positive, monotonic])]).
+
+orig_ipaddr() ->
+    N = rand:uniform(16#FFFF),
+    {198, 19, N band 16#FF00 bsr 8, N band 16#FF}.
+
+orig_recv(Dev) ->
+    case tuncer:recv(Dev) of
+        {ok, _} = X -> X;
+        {error, eagain} -> orig_recv(Dev);
+        {error, _} = Error -> Error
+    end.
+
+orig_read(FD) ->
+    case tuncer:read(FD) of
+        {ok, _} = X -> X;
+        {error, eagain} -> orig_read(FD);
+        {error, _} = Error -> Error
+    end.
 
 %%--------------------------------------------------------------------
 %%% Helpers
