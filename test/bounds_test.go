@@ -1,8 +1,6 @@
 package test
 
 import (
-	"bufio"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -18,81 +16,12 @@ import (
 	"github.com/tunctl/tunctl/portproto/porttest"
 )
 
-// rawPort is a tunctl_port whose stdout the test reads itself, when it
-// wants to (a reader that stops reading).
-type rawPort struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-	done  chan struct{} // closed when the process has exited
-	id    int
-}
-
-func startRawPort(t *testing.T, args ...string) *rawPort {
-	t.Helper()
-	requireNetns(t)
-	cmd := exec.Command(portBinary, args...)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	p := &rawPort{t: t, cmd: cmd, stdin: stdin, out: bufio.NewReaderSize(stdout, 1<<16), done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		stdin.Close()
-		select {
-		case <-p.done:
-		case <-time.After(3 * time.Second):
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	_, isT := etf.TaggedTuple(p.frame(), "tunctl_port", 3)
-	require.True(t, isT, "handshake")
-	return p
-}
-
-func (p *rawPort) frame() etf.Term {
-	p.t.Helper()
-	b, err := porttest.ReadFrame(p.out)
-	require.NoError(p.t, err)
-	term, err := etf.Decode(b)
-	require.NoError(p.t, err)
-	return term
-}
-
 func callFrame(id int, cmd etf.Term) []byte {
 	b, err := etf.Encode(etf.Tuple(etf.Atom("call"), id, cmd))
 	if err != nil {
 		panic(err)
 	}
 	return porttest.AppendFrame(nil, b)
-}
-
-// Call sends one command and reads frames until its reply.
-func (p *rawPort) Call(cmd etf.Term) etf.Term {
-	p.t.Helper()
-	p.id++
-	_, err := p.stdin.Write(callFrame(p.id, cmd))
-	require.NoError(p.t, err)
-	for {
-		if tu, isT := etf.TaggedTuple(p.frame(), "reply", 3); isT {
-			return tu[2]
-		}
-	}
-}
-
-func (p *rawPort) MustOK(cmd etf.Term) {
-	p.t.Helper()
-	res := p.Call(cmd)
-	if a, isA := etf.AsAtom(res); isA && a == "ok" {
-		return
-	}
-	_, isT := etf.TaggedTuple(res, "ok", 2)
-	require.True(p.t, isT, "%v -> %v", cmd, res)
 }
 
 // status reads a field of /proc/PID/status in KiB ("VmHWM", "VmRSS").
@@ -103,23 +32,12 @@ func statusKiB(t *testing.T, pid int, field string) int {
 	return n
 }
 
-// exited waits up to d for the port to exit.
-func (p *rawPort) exited(d time.Duration) (time.Duration, bool) {
-	start := time.Now()
-	select {
-	case <-p.done:
-		return time.Since(start), true
-	case <-time.After(d):
-		return d, false
-	}
-}
-
 // Issue 10, item 3: ~30-byte {read, Ref, Size} frames answered with up to
 // 64 KiB each must not grow the port's memory, whatever the reader does.
 // Before, every frame of a batch was answered into the output buffer
 // before anything was written: here about 1500 x 60 KB.
 func TestIntegrationReadFloodMemoryBounded(t *testing.T) {
-	p := startRawPort(t)
+	p := startSyncPort(t)
 	p.MustOK(etf.Tuple(etf.Atom("open"), 1, []byte("it-amp0"), porttest.Atoms("tun", "no_pi")))
 	p.MustOK(etf.Tuple(etf.Atom("addr_add"), 1, []byte{198, 18, 60, 1}, 24, etf.List()))
 	p.MustOK(etf.Tuple(etf.Atom("link_set"), 1, etf.List(etf.Tuple(etf.Atom("mtu"), 65535), etf.Tuple(etf.Atom("up"), true))))
@@ -153,7 +71,7 @@ func TestIntegrationReadFloodMemoryBounded(t *testing.T) {
 	// Now read everything: every read is answered.
 	big := 0
 	for i := 0; i < packets+200; i++ {
-		tu, isT := etf.TaggedTuple(p.frame(), "reply", 3)
+		tu, isT := etf.TaggedTuple(p.Next(), "reply", 3)
 		require.True(t, isT)
 		if r, isOK := etf.TaggedTuple(tu[2], "ok", 2); isOK {
 			if b, _ := etf.AsBinary(r[1]); len(b) > size {
@@ -172,7 +90,7 @@ func TestIntegrationReadFloodMemoryBounded(t *testing.T) {
 // because the reader stopped reading, and the devices go away. Before,
 // the port waited for stdout forever.
 func TestIntegrationStdinEOFWinsOverFullStdout(t *testing.T) {
-	p := startRawPort(t)
+	p := startSyncPort(t)
 	p.MustOK(etf.Tuple(etf.Atom("open"), 1, []byte("it-eof0"), porttest.Atoms("tun")))
 	require.True(t, linkExists("it-eof0"))
 	// Replies nobody reads, until the port cannot write (stdout's pipe

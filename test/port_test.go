@@ -66,6 +66,8 @@ type port struct {
 	t     *testing.T
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
+	done  chan struct{} // closed when the process has exited
+	err   error         // its exit status, once done is closed
 }
 
 func startPort(t *testing.T, args ...string) *port {
@@ -73,8 +75,21 @@ func startPort(t *testing.T, args ...string) *port {
 	return startPortCmd(t, exec.Command(portBinary, args...))
 }
 
-// startPortCmd starts cmd (a tunctl_port, possibly behind setpriv) as a port.
+// startPortCmd starts cmd (a tunctl_port, possibly behind setpriv) as a
+// port whose frames are read in the background.
 func startPortCmd(t *testing.T, cmd *exec.Cmd) *port {
+	t.Helper()
+	return spawnPort(t, cmd, porttest.NewClient)
+}
+
+// startSyncPort starts a port whose output the test reads only when it
+// asks for a frame (a reader that stops reading).
+func startSyncPort(t *testing.T, args ...string) *port {
+	t.Helper()
+	return spawnPort(t, exec.Command(portBinary, args...), porttest.NewSyncClient)
+}
+
+func spawnPort(t *testing.T, cmd *exec.Cmd, client func(testing.TB, io.Writer, io.Reader) *porttest.Client) *port {
 	t.Helper()
 	requireNetns(t)
 	cmd.Stderr = os.Stderr
@@ -83,19 +98,16 @@ func startPortCmd(t *testing.T, cmd *exec.Cmd) *port {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())
-	p := &port{Client: porttest.NewClient(t, stdin, stdout), t: t, cmd: cmd, stdin: stdin}
+	p := &port{Client: client(t, stdin, stdout), t: t, cmd: cmd, stdin: stdin, done: make(chan struct{})}
 	// a real device sends packets of its own (IPv6 router solicitations)
 	p.Lenient = true
 	p.Timeout = 3 * time.Second
+	go func() { p.err = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		stdin.Close()
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
-			cmd.Process.Kill()
-			<-done
+		if _, gone := p.exited(3 * time.Second); !gone {
+			_ = cmd.Process.Kill()
+			<-p.done
 		}
 	})
 	hello, ok := etf.TaggedTuple(p.Next(), "tunctl_port", 3)
@@ -103,6 +115,18 @@ func startPortCmd(t *testing.T, cmd *exec.Cmd) *port {
 	v, _ := etf.AsInt(hello[1])
 	require.EqualValues(t, portproto.Version, v)
 	return p
+}
+
+// exited waits up to d for the port to exit: how long it took, and whether
+// it did.
+func (p *port) exited(d time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	select {
+	case <-p.done:
+		return time.Since(start), true
+	case <-time.After(d):
+		return d, false
+	}
 }
 
 // errorReason returns the reason of {error, Reason}.

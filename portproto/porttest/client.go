@@ -46,7 +46,8 @@ func AppendFrame(dst, payload []byte) []byte {
 type Client struct {
 	t      testing.TB
 	w      io.Writer
-	frames chan etf.Term
+	frames chan etf.Term // read in the background (NewClient)
+	sync   io.Reader     // or read by Next itself (NewSyncClient)
 	id     int
 	// Timeout is how long Next waits for a frame.
 	Timeout time.Duration
@@ -62,6 +63,13 @@ func NewClient(t testing.TB, w io.Writer, r io.Reader) *Client {
 	c := &Client{t: t, w: w, frames: make(chan etf.Term, 4096), Timeout: time.Second}
 	go c.read(bufio.NewReader(r))
 	return c
+}
+
+// NewSyncClient returns a client that reads the port's frames only when
+// Next (or Call) asks for one, blocking without a timeout: for tests of a
+// reader that stops reading.
+func NewSyncClient(t testing.TB, w io.Writer, r io.Reader) *Client {
+	return &Client{t: t, w: w, sync: bufio.NewReaderSize(r, 1<<16)}
 }
 
 func (c *Client) read(r io.Reader) {
@@ -94,10 +102,17 @@ func (c *Client) Write(term etf.Term) {
 	c.Raw(b)
 }
 
-// Next returns the next frame, failing the test after Timeout or when the
-// port closed its output.
+// Next returns the next frame, failing the test after Timeout (background
+// reading only) or when the port closed its output.
 func (c *Client) Next() etf.Term {
 	c.t.Helper()
+	if c.sync != nil {
+		b, err := ReadFrame(c.sync)
+		require.NoError(c.t, err, "reading the port's output")
+		term, err := etf.Decode(b)
+		require.NoError(c.t, err, "port sent invalid ETF %x", b)
+		return term
+	}
 	select {
 	case f, ok := <-c.frames:
 		require.True(c.t, ok, "port closed its output")
