@@ -21,11 +21,12 @@ import (
 
 // relayState is one device's relay.
 type relayState struct {
-	listen   int  // listening socket between relay_listen and relay_accept, or -1
-	fd       int  // the relayed socket, or -1
-	blocked  bool // the last send to fd would block: wait for POLLOUT
-	on       bool // device -> fd forwarding is on ({relay, Ref, true})
-	polledAt int  // index of fd in the poll set, or -1
+	listen   int    // listening socket between relay_listen and relay_accept, or -1
+	fd       int    // the relayed socket, or -1
+	blocked  bool   // the last send to fd would block: wait for POLLOUT
+	pending  []byte // the packet that send was for, sent first on POLLOUT
+	on       bool   // device -> fd forwarding is on ({relay, Ref, true})
+	polledAt int    // index of fd in the poll set, or -1
 }
 
 func (d *devState) relayFd() int {
@@ -147,7 +148,10 @@ func (s *Server) serviceRelays() {
 		ev := s.pfds[r.polledAt].Revents
 		r.polledAt = -1
 		if ev&unix.POLLOUT != 0 {
-			r.blocked = false
+			s.relayPending(d)
+		}
+		if d.relay == nil {
+			continue
 		}
 		if ev&(unix.POLLIN|unix.POLLHUP|unix.POLLERR) != 0 {
 			s.relayToDevice(d, ev&(unix.POLLHUP|unix.POLLERR) != 0)
@@ -184,7 +188,9 @@ func (s *Server) relayToDevice(d *devState, hup bool) {
 
 // relayDevice reads up to readBurst packets from the device into the
 // relay, one message each, unfiltered (as a read of the descriptor would
-// be). A full relay stops reading: packets wait in the device's queue.
+// be). A full relay stops reading: the packet whose send would block is
+// kept and sent first when the relay drains, the others wait in the
+// device's queue.
 func (s *Server) relayDevice(d *devState) {
 	for i := 0; i < readBurst && d.relayWantsRead(); i++ {
 		n, err := d.Read(s.rbuf)
@@ -196,24 +202,50 @@ func (s *Server) relayDevice(d *devState) {
 			}
 			return
 		}
-		for {
-			err = unix.Send(d.relay.fd, s.rbuf[:n], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		switch err {
-		case nil:
-			d.stats.RxPackets++
-			d.stats.RxBytes += uint64(n)
-		case unix.EAGAIN:
-			// The packet is lost, as if the device's queue had been full;
-			// stop reading until the relay drains.
-			d.relay.blocked = true
-			d.stats.RxErrors++
-		default:
-			closeRelay(d)
+		if !s.relaySend(d, s.rbuf[:n]) {
 			return
 		}
+	}
+}
+
+// relaySend sends one packet to the relay: false when the relay is full
+// (the packet is kept, see relayPending) or gone.
+func (s *Server) relaySend(d *devState, pkt []byte) bool {
+	var err error
+	for {
+		err = unix.Send(d.relay.fd, pkt, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch err {
+	case nil:
+		d.stats.RxPackets++
+		d.stats.RxBytes += uint64(len(pkt))
+		return true
+	case unix.EAGAIN:
+		d.relay.blocked = true
+		d.relay.pending = append(d.relay.pending[:0], pkt...)
+		return false
+	default:
+		closeRelay(d)
+		return false
+	}
+}
+
+// relayPending: the relay can take data again; the kept packet goes first.
+func (s *Server) relayPending(d *devState) {
+	r := d.relay
+	r.blocked = false
+	if len(r.pending) == 0 {
+		return
+	}
+	pkt := r.pending
+	r.pending = nil
+	if !s.relaySend(d, pkt) {
+		return
+	}
+	if d.relay != nil {
+		d.relay.pending = pkt[:0] // keep the buffer
 	}
 }

@@ -1,6 +1,7 @@
 package portproto
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -161,4 +162,45 @@ func unwrapOK(t *testing.T, res etf.Term) etf.Term {
 	_, isT := etf.TaggedTuple(res, "ok", 2)
 	require.True(t, isT, "%v", res)
 	return ok
+}
+
+// A relay the BEAM does not read fills up: the port stops reading the
+// device and loses nothing; every packet arrives, in order, once read.
+func TestRelayFullLosesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.Next()
+	unwrapOK(t, h.Call(etf.Tuple(etf.Atom("open"), 1, []byte("r2"), etf.List(etf.Atom("tap")))))
+	tu, _ := etf.TaggedTuple(h.Call(etf.Tuple(etf.Atom("relay_listen"), 1)), "ok", 2)
+	name, _ := etf.AsBinary(tu[1])
+	pair := seqpair(t)
+	defer unix.Close(pair[0])
+	nonce := []byte("0123456789abcdef")
+	c := relayTo(t, name, nonce, pair[1])
+	unix.Close(pair[1])
+	defer unix.Close(c)
+	require.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
+	require.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay"), 1, true)))
+
+	const count, size = 6000, 2000 // more than the 4 MiB buffer
+	kern := h.dev(0).Peer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pkt := make([]byte, size)
+		for i := 0; i < count; {
+			binary.BigEndian.PutUint32(pkt, uint32(i))
+			if _, err := unix.Write(kern, pkt); err == unix.EAGAIN {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			i++
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // the relay fills meanwhile
+	for i := 0; i < count; i++ {
+		got := recvTimeout(t, pair[0])
+		require.Len(t, got, size)
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(got), "packet %d", i)
+	}
+	<-done
 }
