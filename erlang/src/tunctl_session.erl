@@ -102,13 +102,13 @@ request(#session{id = Id, pending = Pending} = S, Cmd, Tag) ->
     command(S, tunctl_proto:call(Id, Cmd)),
     S#session{id = (Id + 1) band ?MAX_ID, pending = Pending#{Id => Tag}}.
 
-%% @doc A request, then wait (at most `Timeout' ms for each frame) for its
+%% @doc A request, then wait (at most `Timeout' ms in all) for its
 %% reply. Other frames that arrive meanwhile are dropped (start-up and
 %% close: no packet is wanted then); other requests stay pending.
 -spec call(session(), tuple(), timeout()) -> {term(), session()}.
 call(#session{id = Id} = S, Cmd, Timeout) ->
     Tag = {call, Id},
-    wait(Tag, request(S, Cmd, Tag), Timeout).
+    wait(Tag, request(S, Cmd, Tag), deadline(Timeout)).
 
 %% @doc Send one frame that has no reply (data path, `{active, Ref, N}').
 -spec command(session(), iodata()) -> ok.
@@ -165,8 +165,10 @@ hello(#session{port = Port} = S) ->
             Error
     end.
 
-wait(Tag, S, Timeout) ->
-    case next(S, Timeout) of
+% Wait for the reply Tag until Deadline (monotonic ms, or infinity): frames
+% that arrive meanwhile do not extend the wait.
+wait(Tag, S, Deadline) ->
+    case next(S, remaining(Deadline)) of
         {reply, Tag, Result, S1} ->
             {Result, S1};
         {exit, Reason, S1} ->
@@ -175,8 +177,14 @@ wait(Tag, S, Timeout) ->
             {{error, timeout}, S};
         Other ->
             ?LOG_DEBUG("tunctl_session: ignored ~p", [Other]),
-            wait(Tag, S, Timeout)
+            wait(Tag, S, Deadline)
     end.
+
+deadline(infinity) -> infinity;
+deadline(Timeout) -> erlang:monotonic_time(millisecond) + Timeout.
+
+remaining(infinity) -> infinity;
+remaining(Deadline) -> max(0, Deadline - erlang:monotonic_time(millisecond)).
 
 % The next message of the port, through handle/2.
 next(#session{port = Port} = S, Timeout) ->

@@ -67,21 +67,42 @@ open_missing_test() ->
 
 open_version_mismatch_test() ->
     % a fake port program announcing version 2
-    Dir = filename:join(["/tmp", "tunctl_proto_tests." ++ os:getpid()]),
-    ok = filelib:ensure_dir(filename:join(Dir, "x")),
-    Fake = filename:join(Dir, "fake_port"),
-    Hello = term_to_binary({tunctl_port, 2, []}),
-    Script = io_lib:format("#!/bin/sh\nprintf '~s'\nsleep 1\n", [
-        [io_lib:format("\\~3.8.0b", [B]) || B <- binary_to_list(<<(byte_size(Hello)):32, Hello/binary>>)]
-    ]),
-    ok = file:write_file(Fake, Script),
-    ok = file:change_mode(Fake, 8#755),
+    Dir = fake_dir(),
+    Fake = fake_port(Dir, "fake_port", printf([{tunctl_port, 2, []}]) ++ "sleep 1\n"),
     ?assertEqual({error, {version_mismatch, 2, 1}}, tunctl_session:open(Fake, [])),
-    Exits = filename:join(Dir, "exits"),
-    ok = file:write_file(Exits, "#!/bin/sh\nexit 1\n"),
-    ok = file:change_mode(Exits, 8#755),
+    Exits = fake_port(Dir, "exits", "exit 1\n"),
     ?assertEqual({error, {tunctl_port_exit, 1}}, tunctl_session:open(Exits, [])),
     _ = file:del_dir_r(Dir).
+
+% A port that keeps sending frames but never replies: call/3 gives up after
+% its timeout in all, not per frame (the port here sends one every 50 ms
+% for up to 30 s: a per-frame timeout would outlast eunit's 5 s).
+call_timeout_is_a_deadline_test() ->
+    Dir = fake_dir(),
+    Noise = printf([{tunctl_error, noise}]),
+    Fake = fake_port(Dir, "chatty", printf([{tunctl_port, 1, []}]) ++
+        "i=0; while [ $i -lt 600 ]; do " ++ string:trim(Noise) ++ " || exit 0; sleep 0.05; i=$((i+1)); done\n"),
+    {ok, S} = tunctl_session:open(Fake, []),
+    ?assertMatch({{error, timeout}, _}, tunctl_session:call(S, {stats, 1}, 300)),
+    ok = tunctl_session:close(S, undefined),
+    _ = file:del_dir_r(Dir).
+
+fake_dir() ->
+    Dir = filename:join(["/tmp", "tunctl_proto_tests." ++ os:getpid()]),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    Dir.
+
+% An executable shell script Name in Dir.
+fake_port(Dir, Name, Body) ->
+    Path = filename:join(Dir, Name),
+    ok = file:write_file(Path, ["#!/bin/sh\n", Body]),
+    ok = file:change_mode(Path, 8#755),
+    Path.
+
+% A printf(1) line writing these terms as {packet, 4} frames.
+printf(Terms) ->
+    Bytes = iolist_to_binary([<<(byte_size(B)):32, B/binary>> || T <- Terms, B <- [term_to_binary(T)]]),
+    lists:flatten(io_lib:format("printf '~s'\n", [[io_lib:format("\\~3.8.0b", [X]) || <<X>> <= Bytes]])).
 
 % The commands of the generated header (rendered from the Go table, which
 % portproto's TestGeneratedFilesCurrent keeps current) are the ones the
