@@ -27,12 +27,17 @@ var (
 // PacketHeader returns the canonical header of {tuntap, ref, Packet} with a
 // zero length; AppendPacketFrame patches the length in place.
 func PacketHeader(ref int32) []byte {
-	h := make([]byte, 0, PacketHeaderLen)
-	h = append(h, packetTag...)
+	return refHeader(packetTag, ref, etf.TagBinary, PacketHeaderLen)
+}
+
+// refHeader is tag, ref as an INTEGER_EXT, then the tag of the third
+// element with a zero length (or count) for the caller to patch.
+func refHeader(tag []byte, ref int32, third byte, size int) []byte {
+	h := make([]byte, 0, size)
+	h = append(h, tag...)
 	h = append(h, etf.TagInteger)
 	h = binary.BigEndian.AppendUint32(h, uint32(ref))
-	h = append(h, etf.TagBinary, 0, 0, 0, 0)
-	return h
+	return append(h, third, 0, 0, 0, 0)
 }
 
 // BeginPacketFrame appends a {packet,4} length field and the header to dst and
@@ -167,19 +172,13 @@ var batchTag = []byte{etf.TagVersion, etf.TagSmallTuple, 3, etf.TagSmallAtomUTF8
 // BatchHeader returns the canonical header of {tuntap_batch, ref, [...]} with
 // a zero count; EndBatchFrame patches the count in place.
 func BatchHeader(ref int32) []byte {
-	h := make([]byte, 0, BatchHeaderLen)
-	h = append(h, batchTag...)
-	h = append(h, etf.TagInteger)
-	h = binary.BigEndian.AppendUint32(h, uint32(ref))
-	h = append(h, etf.TagList, 0, 0, 0, 0)
-	return h
+	return refHeader(batchTag, ref, etf.TagList, BatchHeaderLen)
 }
 
 // BeginBatchFrame appends a {packet,4} length field and the batch header to
 // dst; the frame starts at the returned slice's old length.
 func BeginBatchFrame(dst, header []byte) []byte {
-	dst = append(dst, 0, 0, 0, 0)
-	return append(dst, header...)
+	return BeginPacketFrame(dst, header)
 }
 
 // BeginBatchPacket appends the header of one packet of a batch; the caller

@@ -81,11 +81,9 @@ adopt({error, _} = Error, User, _Dev) ->
 %% @doc The device process a descriptor from `open/3' belongs to.
 -spec lookup(term()) -> {ok, pid()} | {error, ebadf}.
 lookup(Fd) when is_integer(Fd) ->
-    try ets:lookup(?TAB, Fd) of
-        [{Fd, Dev, _}] -> {ok, Dev};
-        [] -> {error, ebadf}
-    catch
-        error:badarg -> {error, ebadf}
+    % badarg: no such descriptor, or no table (the keeper is not running)
+    try {ok, ets:lookup_element(?TAB, Fd, 2)}
+    catch error:badarg -> {error, ebadf}
     end;
 lookup(_) ->
     {error, ebadf}.

@@ -44,11 +44,9 @@ free(Handle) when is_integer(Handle) ->
 %% @doc The device process owning `Handle'.
 -spec lookup(term()) -> {ok, pid()} | {error, ebadf}.
 lookup(Handle) when is_integer(Handle), Handle > 0, Handle =< ?MAX_HANDLE ->
-    try ets:lookup(?TAB, Handle) of
-        [{Handle, Pid}] -> {ok, Pid};
-        [] -> {error, ebadf}
-    catch
-        error:badarg -> {error, ebadf}
+    % badarg: no such handle, or no table (the registry is not running)
+    try {ok, ets:lookup_element(?TAB, Handle, 2)}
+    catch error:badarg -> {error, ebadf}
     end;
 lookup(_) ->
     {error, ebadf}.
@@ -67,11 +65,8 @@ set_flags(Flags) when is_integer(Flags) ->
 %% (`tuncer:send/2' checks packets with them); `error' when it is gone.
 -spec flags(pid()) -> {ok, non_neg_integer()} | error.
 flags(Dev) ->
-    try ets:lookup(?TAB, Dev) of
-        [{Dev, Flags}] -> {ok, Flags};
-        [] -> error
-    catch
-        error:badarg -> error
+    try {ok, ets:lookup_element(?TAB, Dev, 2)}
+    catch error:badarg -> error
     end.
 
 %% @doc All handles in use, with their device processes.
