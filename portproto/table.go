@@ -130,7 +130,7 @@ var commandTable = []Command{
 		"`{ok, [{rx_packets, N}, {rx_bytes, N}, {tx_packets, N}, {tx_bytes, N}, {filtered, N}, {rx_errors, N}, {tx_errors, N}]}`; rx is device → BEAM, tx is BEAM → device."},
 		onDevice(cmdStats)},
 	{Term{"addr_set", args("Ref", "Addr", "PrefixLen"),
-		"`ok`. Sets the primary address as msantos/tunctl 1.0's `up/2,3` did. IPv4: `SIOCSIFADDR` then `SIOCSIFNETMASK`: the kernel replaces the first IPv4 address of the interface (or adds one), so the same address again is `ok` and a new one replaces the old; the broadcast address is the kernel's (classful default, recomputed for the prefix when below 31; none on a TUN link). IPv6: the address is added; already present is `ok`. The policy's address rules apply."},
+		"`ok`. Sets the primary address as msantos/tunctl 1.0's `up/2,3` did. IPv4: `SIOCSIFADDR`: the kernel replaces the first IPv4 address of the interface (or adds one), so the same address again is `ok` and a new one replaces the old; then the address just set gets `PrefixLen` over rtnetlink (1.0's `SIOCSIFNETMASK` changed the interface's first address instead); the broadcast address is the kernel's (classful default, recomputed for the prefix when below 31, as `SIOCSIFNETMASK` does; none on a TUN link). IPv6: the address is added; already present is `ok`. The policy's address rules apply."},
 		onOwnDevice(cmdAddrSet)},
 	{Term{"addr_list", args("Ref"),
 		"`{ok, [{Addr, PrefixLen, Opts}]}`, the kernel's addresses of the interface, primary IPv4 first; `Opts` as `addr_add`'s (`{peer, Addr}`, `{broadcast, Addr4}`)."},
