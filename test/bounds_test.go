@@ -224,3 +224,62 @@ func TestIntegrationAllowAddressBoundsNetworks(t *testing.T) {
 	assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("dstaddr"), 1, []byte(v4(10, 0, 0, 2))))))
 	assert.Equal(t, "eacces", errorReason(p.Call(etf.Tuple(etf.Atom("broadcast"), 1, []byte(v4(198, 19, 0, 255))))))
 }
+
+// EOF on stdin ends the port also while the serve loop is stuck in a
+// system call: here a write to stderr (the log) that blocks because
+// nobody reads the port's stderr. The watchdog thread exits the process
+// (status 3) 0.7 s after stdin's hang-up; the kernel closes the device.
+// Before, the port stayed blocked for good.
+func TestIntegrationStdinEOFWinsOverBlockedLog(t *testing.T) {
+	requireNetns(t)
+	pol := t.TempDir() + "/policy"
+	require.NoError(t, os.WriteFile(pol, []byte("allow_address 198.18.0.0/16\n"), 0o644))
+	cmd := exec.Command(portBinary, "-policy", pol)
+	stderr, err := cmd.StderrPipe() // never read
+	require.NoError(t, err)
+	defer stderr.Close()
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	c := porttest.NewClient(t, stdin, stdout)
+	c.Lenient = true
+	c.Timeout = 3 * time.Second
+	c.Next() // handshake
+	c.MustOK(etf.Tuple(etf.Atom("open"), 1, []byte("it-log0"), porttest.Atoms("tun")))
+	// Each refusal logs a line of ~90 bytes: enough of them fill the pipe.
+	refused := callFrame(1, etf.Tuple(etf.Atom("addr_add"), 1, []byte{192, 0, 2, 1}, 24, etf.List()))
+	var batch []byte
+	for i := 0; i < 1000; i++ {
+		batch = append(batch, refused...)
+	}
+	// In a goroutine: once the port is stuck it stops reading stdin, and
+	// a full stdin pipe would block this write (Close below ends it).
+	go func() { _, _ = stdin.Write(batch) }()
+	time.Sleep(500 * time.Millisecond)
+	require.True(t, linkExists("it-log0"))
+	start := time.Now()
+	require.NoError(t, stdin.Close())
+	select {
+	case <-done:
+		t.Logf("exited %v after stdin closed: %v", time.Since(start), waitErr)
+		var ee *exec.ExitError
+		require.ErrorAs(t, waitErr, &ee)
+		assert.Equal(t, 3, ee.ExitCode(), "the watchdog's status")
+	case <-time.After(3 * time.Second):
+		t.Fatal("the port ignored EOF on stdin while blocked writing its log")
+	}
+	assert.False(t, linkExists("it-log0"), "its device went with it")
+}

@@ -157,7 +157,8 @@ func exitOnStdinHangup(srv *portproto.Server, logger *log.Logger) {
 		// blocks for good.
 		time.Sleep(10 * hangupGrace)
 	}
-	logger.Printf("stdin closed and the serve loop is stuck: exiting")
+	// No log line: the serve loop may be stuck writing one (stderr full),
+	// holding the logger.
 	os.Exit(3)
 }
 
