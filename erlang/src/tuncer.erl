@@ -506,8 +506,10 @@ up(Dev, IP) when is_pid(Dev) ->
     tunctl_addrs:up(port(Dev), IP).
 
 %% @doc Set the primary address with a prefix length or a netmask and
-%% bring the link up, as `up/2' (`SIOCSIFADDR', then `SIOCSIFNETMASK'; on a
-%% TAP device the broadcast address follows the prefix). A prefix length
+%% bring the link up, as `up/2' (`SIOCSIFADDR', then the prefix on the
+%% address just set, over rtnetlink: 1.0's `SIOCSIFNETMASK' changed the
+%% interface's first address instead; on a TAP device the broadcast address
+%% follows the prefix, as with `SIOCSIFNETMASK'). A prefix length
 %% out of range or a non-contiguous netmask returns `{error, einval}'.
 %%
 %% ```
