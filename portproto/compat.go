@@ -139,27 +139,22 @@ func argIPv4(t etf.Term) (net.IP, error) {
 }
 
 // cmdDstaddr sets the peer of the primary IPv4 address (SIOCSIFDSTADDR).
+// The kernel routes peer/prefix of the primary address: that is checked.
 func cmdDstaddr(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
-	peer, err := argIPv4(a[0])
-	if err != nil {
-		return nil, err
-	}
-	al, err := s.addrLinks()
-	if err != nil {
-		return nil, err
-	}
-	// The kernel routes peer/prefix of the primary address.
-	addr, prefix := primary4(al, d, peer)
-	if err := s.policy.Address(addr, prefix, peer, nil); err != nil {
-		return nil, s.denied(err)
-	}
-	return ok, al.SetPeer4(d.Name(), peer)
+	return primary4Command(s, d, a[0], false)
 }
 
 // cmdBroadcast sets the broadcast address of the primary IPv4 address
 // (SIOCSIFBRDADDR).
 func cmdBroadcast(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
-	brd, err := argIPv4(a[0])
+	return primary4Command(s, d, a[0], true)
+}
+
+// primary4Command sets the peer (or, isBrd, the broadcast address) of the
+// primary IPv4 address, once the policy accepts it with that address's
+// network.
+func primary4Command(s *Server, d *devState, ipT etf.Term, isBrd bool) (etf.Term, error) {
+	ip, err := argIPv4(ipT)
 	if err != nil {
 		return nil, err
 	}
@@ -167,11 +162,15 @@ func cmdBroadcast(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, prefix := primary4(al, d, brd)
-	if err := s.policy.Address(addr, prefix, nil, brd); err != nil {
+	addr, prefix := primary4(al, d, ip)
+	peer, brd, set := ip, net.IP(nil), al.SetPeer4
+	if isBrd {
+		peer, brd, set = nil, ip, al.SetBroadcast4
+	}
+	if err := s.policy.Address(addr, prefix, peer, brd); err != nil {
 		return nil, s.denied(err)
 	}
-	return ok, al.SetBroadcast4(d.Name(), brd)
+	return ok, set(d.Name(), ip)
 }
 
 // ioctlOps maps the requests a policy governs to the policy's operation.
