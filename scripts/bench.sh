@@ -209,9 +209,12 @@ for size in $SIZES; do
         PPS[$kind.$size]=$(kv "$w" pps)
         LOST[$kind.$size]=$(kv "$w" lost)
         IDLE[$kind.$size]=$idle
-        ROW[$kind.$size]=$(printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s' "$kind" "$size" \
+        # CPU time per answered datagram: unlike pps, hardly changed by
+        # other load on the machine
+        us=$(awk -v c="$cpu" -v p="$(kv "$w" pps)" 'BEGIN { printf "%.2f", (p > 0 ? c * 1e4 / p : 0) }')
+        ROW[$kind.$size]=$(printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s' "$kind" "$size" \
             "$(kv "$w" pps)" "${REF[$kind.$size]:-${PPS[c.$size]}}" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
-            "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$idle")
+            "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$us" "$idle")
     done
 done
 
@@ -226,8 +229,9 @@ echo "== results (pps: answered datagrams/s in window mode; c_pps: the C referen
 echo "   before this case (BENCH_PAIRED=1), ratio: pps / c_pps;"
 echo "   kdrop: dropped by the kernel at the device queue (window + ping-pong runs);"
 echo "   rtt: window-mode round trip under load; pp: ping-pong round trip; cpu: reflector tree,"
-echo "   % of one CPU, during the window run; idle: same with the device up and no traffic)"
-printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s\n' case size pps c_pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% idle%
+echo "   % of one CPU, during the window run; cpu_us: that CPU time per answered datagram, µs;"
+echo "   idle: same as cpu% with the device up and no traffic)"
+printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s\n' case size pps c_pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% cpu_us idle%
 for size in $SIZES; do
     for kind in $CASES; do
         echo "${ROW[$kind.$size]/@RATIO@/$(ratio "$kind" "$size")}"
