@@ -213,7 +213,7 @@ for size in $SIZES; do
         # other load on the machine
         us=$(awk -v c="$cpu" -v p="$(kv "$w" pps)" 'BEGIN { printf "%.2f", (p > 0 ? c * 1e4 / p : 0) }')
         ROW[$kind.$size]=$(printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s' "$kind" "$size" \
-            "$(kv "$w" pps)" "${REF[$kind.$size]:-${PPS[c.$size]}}" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
+            "$(kv "$w" pps)" "${REF[$kind.$size]:-${PPS[c.$size]:--}}" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
             "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$us" "$idle")
     done
 done
