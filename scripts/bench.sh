@@ -259,8 +259,7 @@ fi
 if [ "$GOBENCH" = 1 ]; then
     echo
     echo "== Go data-path benchmarks (-benchmem: allocations per packet)"
-    go test -run '^$' -bench . -benchmem ./etf/
-    go test -run '^$' -bench Path -benchmem ./portproto/
+    go test -run '^$' -bench . -benchmem ./etf/ ./portproto/
 fi
 
 echo
