@@ -25,9 +25,7 @@ func TestIntegrationBatchWithOffload(t *testing.T) {
 	// IPv6 is on in a fresh namespace: router solicitations come too.
 	p.Write(etf.Tuple(etf.Atom("active"), 1, true))
 
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 4, 1)})
-	require.NoError(t, err)
-	defer conn.Close()
+	conn := listenUDP4(t, net.IPv4(198, 18, 4, 1))
 	peer := &net.UDPAddr{IP: net.IPv4(198, 18, 4, 2), Port: 7778}
 	const n = 50
 	for i := 0; i < n; i++ {

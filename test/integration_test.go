@@ -23,6 +23,16 @@ func configure(p *port, ref int, addr net.IP, prefix int) {
 	p.MustOK(etf.Tuple(etf.Atom("link_set"), ref, etf.List(etf.Tuple(etf.Atom("up"), true))))
 }
 
+// listenUDP4 is a UDP socket bound to ip (any port), closed when the test
+// ends.
+func listenUDP4(t *testing.T, ip net.IP) *net.UDPConn {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 func TestIntegrationTunReflectsUDP(t *testing.T) {
 	p := startPort(t)
 	name := open(p, 1, "it-tun0", "tun", "no_pi")
@@ -30,9 +40,7 @@ func TestIntegrationTunReflectsUDP(t *testing.T) {
 	configure(p, 1, net.IPv4(198, 18, 1, 1), 24)
 	p.Write(etf.Tuple(etf.Atom("active"), 1, true))
 
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(198, 18, 1, 1)})
-	require.NoError(t, err)
-	defer conn.Close()
+	conn := listenUDP4(t, net.IPv4(198, 18, 1, 1))
 	peer := &net.UDPAddr{IP: net.IPv4(198, 18, 1, 2), Port: 7777}
 	for i := 0; i < 20; i++ {
 		msg := []byte(fmt.Sprintf("ping-%d", i))
