@@ -265,7 +265,7 @@ getfd(Dev) when is_pid(Dev) ->
 %% gone when this returns.
 -spec destroy(dev()) -> ok.
 destroy(Dev) when is_pid(Dev) ->
-    call(Dev, destroy).
+    tunctl_device:stop(Dev).
 
 %% @doc Keep the interface after the device is closed (`TUNSETPERSIST').
 -spec persist(dev(), boolean()) -> ok | {error, posix()}.

@@ -28,7 +28,7 @@
 -include_lib("kernel/include/logger.hrl").
 -include("tunctl_proto.hrl").
 
--export([start/1, call/2, call/3, send/3, sendv/2, release/2]).
+-export([start/1, stop/1, call/2, call/3, send/3, sendv/2, release/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2]).
 
 %% A port that does not answer within this time is considered hung.
@@ -78,6 +78,21 @@ start(Args) ->
 -spec call(pid(), term()) -> term().
 call(Dev, Request) ->
     gen_server:call(Dev, Request, ?CALL_TIMEOUT).
+
+%% @doc Close the device and wait until its process has exited, so that
+%% everything its `terminate/2' releases (the port, the device, the
+%% handle) is released when this returns.
+-spec stop(pid()) -> ok.
+stop(Dev) ->
+    MRef = erlang:monitor(process, Dev),
+    try
+        call(Dev, destroy)
+    after
+        receive
+            {'DOWN', MRef, process, Dev, _} -> ok
+        after ?CALL_TIMEOUT -> erlang:demonitor(MRef, [flush])
+        end
+    end.
 
 %% @doc A request that itself waits up to `Wait' ms (`recv/3').
 -spec call(pid(), term(), timeout()) -> term().

@@ -228,7 +228,10 @@ handle_call({adopt, User, Dev}, _From, #keeper{open = Open} = K) ->
     true = ets:insert(?TAB, {Fd, Dev, User}),
     {reply, {ok, Fd}, scan_later(K#keeper{open = Open#{Fd => {User, Dev}}})};
 handle_call(held, _From, K0) ->
-    K = reap(K0),
+    % a device that has exited is gone, whether or not its 'DOWN' has
+    % arrived yet
+    Dead = lists:usort([D || {_, D} <- maps:values(K0#keeper.open), not is_process_alive(D)]),
+    K = reap(lists:foldl(fun gone/2, K0, Dead)),
     {reply, lists:sort(maps:keys(K#keeper.open) ++ maps:keys(K#keeper.closing)), K};
 handle_call(_Request, _From, K) ->
     {reply, {error, badarg}, K}.
@@ -240,21 +243,25 @@ handle_cast(_Msg, K) ->
 
 %% @private
 -spec handle_info(term(), #keeper{}) -> {noreply, #keeper{}}.
-handle_info({'DOWN', _, process, Dev, _}, #keeper{open = Open, closing = Closing} = K) ->
-    Gone = maps:map(fun(_, {S, _}) -> S end, maps:filter(fun(_, {_, D}) -> D =:= Dev end, Open)),
-    _ = [ets:delete(?TAB, Fd) || Fd <- maps:keys(Gone)],
-    {noreply,
-        reap(K#keeper{
-            open = maps:without(maps:keys(Gone), Open),
-            closing = maps:merge(Closing, Gone),
-            read = K#keeper.read -- maps:keys(Gone)
-        })};
+handle_info({'DOWN', _, process, Dev, _}, K) ->
+    {noreply, reap(gone(Dev, K))};
 handle_info(reap, K) ->
     {noreply, reap(K)};
 handle_info(scan, K) ->
     {noreply, scan_later(scan(K#keeper{scan = false}))};
 handle_info(_Info, K) ->
     {noreply, K}.
+
+% The descriptors of a device that is gone wait in closing until no port
+% uses them.
+gone(Dev, #keeper{open = Open, closing = Closing} = K) ->
+    Gone = maps:map(fun(_, {S, _}) -> S end, maps:filter(fun(_, {_, D}) -> D =:= Dev end, Open)),
+    _ = [ets:delete(?TAB, Fd) || Fd <- maps:keys(Gone)],
+    K#keeper{
+        open = maps:without(maps:keys(Gone), Open),
+        closing = maps:merge(Closing, Gone),
+        read = K#keeper.read -- maps:keys(Gone)
+    }.
 
 % A device relays packets to its descriptor only while a port is open on
 % it (tunctl_port's {relay, Ref, Bool}): otherwise they would pile up

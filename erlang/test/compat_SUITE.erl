@@ -154,7 +154,7 @@ linc_pattern(_Config) ->
             Before = rx_packets(Name),
             Frame = <<16#ff, 16#ff, 16#ff, 16#ff, 16#ff, 16#ff, 2, 0, 0, 0, 0, I, 16#88, 16#b5, 0:(46 * 8)>>,
             true = port_command(Port, Frame),
-            ok = wait(fun() -> rx_packets(Name) > Before end, 2000)
+            ok = tunctl_test_lib:wait(fun() -> rx_packets(Name) > Before end, 2000, timeout)
         end
      || {I, {_, Port, Name}} <- Devs
     ],
@@ -162,7 +162,7 @@ linc_pattern(_Config) ->
     % ports on the descriptors closed (end of file), no descriptor held
     [ok = tuncer:destroy(Dev) || {_, {Dev, _, _}} <- Devs],
     [?assertNot(exists(Name)) || {_, {_, _, Name}} <- Devs],
-    ok = wait(fun() -> [P || {_, {_, P, _}} <- Devs, erlang:port_info(P) =/= undefined] =:= [] end, 2000),
+    ok = tunctl_test_lib:wait(fun() -> [P || {_, {_, P, _}} <- Devs, erlang:port_info(P) =/= undefined] =:= [] end, 2000, timeout),
     ?assertEqual([], tunctl_fds:held()),
     ?assertEqual(0, my_ports()),
     ok = tunctl_test_lib:wait_fds(Base, 2000).
@@ -201,7 +201,7 @@ getfd_destroy_while_held(_Config) ->
     Port = open_port({fd, Fd, Fd}, [binary]),
     ok = tuncer:destroy(Dev),
     ?assertNot(exists("ct-cfd0")),
-    ok = wait(fun() -> erlang:port_info(Port) =:= undefined end, 2000),
+    ok = tunctl_test_lib:wait(fun() -> erlang:port_info(Port) =:= undefined end, 2000, timeout),
     ?assertEqual([], tunctl_fds:held()).
 
 % A descriptor is passed when getfd/1 is first called for a device, and
@@ -527,20 +527,6 @@ port_of(Dev) ->
     {links, Links} = process_info(Dev, links),
     [Port] = [L || L <- Links, is_port(L)],
     Port.
-
-wait(Done, Ms) when Ms =< 0 ->
-    case Done() of
-        true -> ok;
-        false -> {error, timeout}
-    end;
-wait(Done, Ms) ->
-    case Done() of
-        true ->
-            ok;
-        false ->
-            timer:sleep(10),
-            wait(Done, Ms - 10)
-    end.
 
 % An IPv4/UDP packet (checksum 0: none).
 udp_packet({A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload) ->

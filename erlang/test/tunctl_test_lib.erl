@@ -6,7 +6,7 @@
 -include_lib("stdlib/include/assert.hrl").
 
 -export([init_suite/1, private_netns/0, port_program/0, ip/1, exists/1, wait_gone/2, wait_dead/2, wait_fds/2,
-         alive/1, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1, to_string/1]).
+         alive/1, wait/3, fd_count/1, my_ports/0, rss_kb/1, port_os_pid/1, count_lines/1, to_string/1]).
 -export([udp_setup/3, recv_until/2, active_match/3, is_udp_to/2, parse_udp/1, reflect/1, udp4/5]).
 
 %% @doc init_per_suite: skip outside a private namespace or without the binary.
@@ -57,6 +57,7 @@ wait_dead(OsPid, Ms) ->
 wait_fds(N, Ms) ->
     wait(fun() -> fd_count("self") =:= N end, Ms, {fds, fd_count("self"), N}).
 
+%% @doc Wait up to Ms for Done() to be true; else error(Failure).
 wait(Done, Ms, Failure) ->
     Deadline = erlang:monotonic_time(millisecond) + Ms,
     wait_until(Done, Deadline, Failure).
