@@ -369,14 +369,17 @@ send(_, _) ->
 %% @doc Write several packets, in order, as one request: the same as
 %% `send/2' on each, but the whole list reaches the port at once (few
 %% frames, one `write(2)' per packet). If any packet is larger than 65551
-%% bytes none is sent and `{error, emsgsize}' is returned; anything but a
-%% list of iodata raises `badarg'.
+%% bytes none is sent and `{error, emsgsize}' is returned; if the kernel
+%% would refuse any (as `send/2''s `{error, einval}'), none is sent and
+%% `{error, einval}' is returned; anything but a list of iodata raises
+%% `badarg'. A device of this node that is gone exits the caller
+%% (`noproc'), as `send/2' does.
 %%
 %% ```
 %% 1> tuncer:sendv(Dev, [P1, P2, P3]).
 %% ok
 %% '''
--spec sendv(dev(), [iodata()]) -> ok | {error, emsgsize}.
+-spec sendv(dev(), [iodata()]) -> ok | {error, emsgsize | einval}.
 sendv(Dev, Packets) when is_pid(Dev), is_list(Packets) ->
     Sized = [{tunctl_opts:packet_size(P), P} || P <- Packets],
     case lists:any(fun({N, _}) -> N > ?MAX_PACKET end, Sized) of
@@ -630,8 +633,14 @@ mtu(Dev) when is_pid(Dev) ->
 -spec mtu(dev(), integer()) -> {ok, handle(), binary()} | {error, posix()}.
 mtu(Dev, MTU) when is_pid(Dev), is_integer(MTU) ->
     case port_call(Dev, {link_set, [{mtu, MTU}]}) of
-        ok -> {ok, getfd(Dev), devname(Dev)};
-        {error, _} = Error -> Error
+        ok ->
+            try getfd(Dev) of
+                Fd -> {ok, Fd, devname(Dev)}
+            catch
+                error:{tunctl_getfd, Reason} -> {error, Reason}
+            end;
+        {error, _} = Error ->
+            Error
     end.
 
 %% @doc Drop, in the port, packets read from the device that match none of
@@ -731,16 +740,10 @@ port(Dev) ->
 
 flush_events(Dev, Pid) ->
     receive
-        {tuntap, Dev, _} = Event ->
-            Pid ! Event,
-            flush_events(Dev, Pid);
-        {tuntap_batch, Dev, _} = Event ->
+        {Tag, Dev, _} = Event when Tag =:= tuntap; Tag =:= tuntap_batch; Tag =:= tuntap_error ->
             Pid ! Event,
             flush_events(Dev, Pid);
         {tuntap_passive, Dev} = Event ->
-            Pid ! Event,
-            flush_events(Dev, Pid);
-        {tuntap_error, Dev, _} = Event ->
             Pid ! Event,
             flush_events(Dev, Pid)
     after 0 ->

@@ -105,27 +105,30 @@ call(Dev, Request, Wait) ->
 %% kernel would refuse it (`{error, einval}'). A device process of this
 %% node that is gone exits the caller with `noproc', as a call would.
 -spec send(pid(), non_neg_integer(), iodata()) -> ok | {error, einval}.
-send(Dev, Size, Data) when node(Dev) =:= node() ->
+send(Dev, Size, Data) ->
+    queue(Dev, [{Size, Data}], {?SEND, Size, Data}, {tuncer, send, [Dev, Data]}).
+
+%% @doc Queue packets to write, each with its size, in order (asynchronous),
+%% with `send/3''s checks: if the kernel would refuse any, none is queued.
+-spec sendv(pid(), [{non_neg_integer(), iodata()}]) -> ok | {error, einval}.
+sendv(Dev, Packets) ->
+    queue(Dev, Packets, {?SENDV, Packets}, {tuncer, sendv, [Dev, [P || {_, P} <- Packets]]}).
+
+queue(Dev, Packets, Msg, Call) when node(Dev) =:= node() ->
     case tunctl_registry:flags(Dev) of
         {ok, Flags} ->
-            case tunctl_opts:frame_check(Flags, Size, Data) of
-                ok -> queue_send(Dev, Size, Data);
-                einval -> {error, einval}
+            case lists:all(fun({Size, Data}) -> tunctl_opts:frame_check(Flags, Size, Data) =:= ok end, Packets) of
+                true ->
+                    Dev ! Msg,
+                    ok;
+                false ->
+                    {error, einval}
             end;
         error ->
-            exit({noproc, {tuncer, send, [Dev, Data]}})
+            exit({noproc, Call})
     end;
-send(Dev, Size, Data) ->
-    queue_send(Dev, Size, Data).
-
-queue_send(Dev, Size, Data) ->
-    Dev ! {?SEND, Size, Data},
-    ok.
-
-%% @doc Queue packets to write, each with its size, in order (asynchronous).
--spec sendv(pid(), [{non_neg_integer(), iodata()}]) -> ok.
-sendv(Dev, Packets) ->
-    Dev ! {?SENDV, Packets},
+queue(Dev, _Packets, Msg, _Call) ->
+    Dev ! Msg,
     ok.
 
 %% @doc The old owner moved its mailbox (`controlling_process/2'):
@@ -207,9 +210,9 @@ handle_cast(_Msg, State) ->
 %% @private
 -spec handle_info(term(), #state{}) -> {noreply, #state{}} | {stop, term(), #state{}}.
 handle_info({?SEND, Size, Data}, State) ->
-    {noreply, write([{Size, Data} | queued_sends(?SEND_BATCH - 1)], State)};
+    {noreply, write([{Size, Data} | queued_sends(waiting(?SEND_BATCH - 1))], State)};
 handle_info({?SENDV, Packets}, State) ->
-    {noreply, write(Packets ++ queued_sends(?SEND_BATCH - 1), State)};
+    {noreply, write(Packets ++ queued_sends(waiting(?SEND_BATCH - 1)), State)};
 handle_info({tunctl_fds, relay, Fd, On}, #state{ref = Ref, fd = Fd} = State) ->
     {noreply, request({relay, Ref, On}, relay, State)};
 handle_info({'EXIT', Owner, _}, #state{owner = Owner} = State) ->
@@ -388,6 +391,12 @@ batches(Owner, Packets, Len) ->
 write(Packets, #state{session = Session, ref = Ref} = State) ->
     _ = [ok = tunctl_session:command(Session, F) || F <- tunctl_proto:send_frames(Ref, Packets)],
     State.
+
+% At most N, and no more than the messages waiting: an empty mailbox costs
+% no receive, a short one no more scans than it has messages.
+waiting(N) ->
+    {message_queue_len, L} = process_info(self(), message_queue_len),
+    min(N, L).
 
 % Take the send/2 and sendv/2 messages already waiting in the mailbox (at
 % most N), in order, without waiting for more.

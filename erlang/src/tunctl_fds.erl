@@ -144,7 +144,7 @@ held() ->
 % A connected SOCK_SEQPACKET pair, through a listening socket at a random
 % abstract address that is closed at once.
 pair() ->
-    Addr = #{family => local, path => <<0, "tunctl-vm-", (hex(random()))/binary>>},
+    Addr = #{family => local, path => <<0, "tunctl-vm-", (binary:encode_hex(random()))/binary>>},
     with_socket(fun(L) ->
         ok = ok(socket:bind(L, Addr)),
         ok = ok(socket:listen(L, 1)),
@@ -196,9 +196,6 @@ random() ->
     after
         file:close(F)
     end.
-
-hex(Bin) ->
-    <<<<(integer_to_binary(N, 16))/binary>> || <<N:4>> <= Bin>>.
 
 %%--------------------------------------------------------------------
 %%% Keeper

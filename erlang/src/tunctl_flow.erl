@@ -190,8 +190,15 @@ arrived(Packets, {Acc, #flow{hold = Hold} = F}) when Hold =/= false ->
 arrived(Packets, {Acc, #flow{active = Active, queue = Queue} = F} = AF) ->
     case queue:is_empty(Queue) of
         true ->
-            {Now, Later} = lists:split(allowed(Active, length(Packets)), Packets),
-            arrived(Later, deliver(Now, AF));
+            Len = length(Packets),
+            case allowed(Active, Len) of
+                % all of them: no copy of the list
+                Len ->
+                    deliver(Packets, AF);
+                K ->
+                    {Now, Later} = lists:split(K, Packets),
+                    arrived(Later, deliver(Now, AF))
+            end;
         false ->
             % older packets first
             drain({Acc, enqueue(Packets, F)})
