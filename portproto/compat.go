@@ -92,16 +92,20 @@ func cmdAddrList(s *Server, d *devState, a []etf.Term) (etf.Term, error) {
 }
 
 // primary4 returns the primary IPv4 address of the device and its
-// prefix, or ip/32 when it has none (for the policy's address check).
-func primary4(al AddrLinks, d *devState, ip net.IP) (net.IP, int) {
-	if addrs, err := al.AddrList(d.Name()); err == nil {
-		for _, a := range addrs {
-			if len(a.IP) == net.IPv4len {
-				return a.IP, a.Prefix
-			}
+// prefix, or ip/32 when it has none (for the policy's address check). A
+// failed address dump is an error, not "no address": the policy would
+// otherwise check the wrong network.
+func primary4(al AddrLinks, d *devState, ip net.IP) (net.IP, int, error) {
+	addrs, err := al.AddrList(d.Name())
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, a := range addrs {
+		if len(a.IP) == net.IPv4len {
+			return a.IP, a.Prefix, nil
 		}
 	}
-	return ip, 32
+	return ip, 32, nil
 }
 
 // kernelBroadcast is the broadcast address SIOCSIFADDR and SIOCSIFNETMASK
@@ -162,7 +166,10 @@ func primary4Command(s *Server, d *devState, ipT etf.Term, isBrd bool) (etf.Term
 	if err != nil {
 		return nil, err
 	}
-	addr, prefix := primary4(al, d, ip)
+	addr, prefix, err := primary4(al, d, ip)
+	if err != nil {
+		return nil, err
+	}
 	peer, brd, set := ip, net.IP(nil), al.SetPeer4
 	if isBrd {
 		peer, brd, set = nil, ip, al.SetBroadcast4

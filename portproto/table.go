@@ -91,7 +91,7 @@ var commandTable = []Command{
 		"`ok`; the fd is closed (a non-persistent device disappears)."},
 		onDevice(cmdClose)},
 	{Term{"read", args("Ref", "Size"),
-		"`{ok, Packet}` (at most `Size` bytes, like `read(2)`), or `{error, eagain}` when nothing is queued. Never blocks."},
+		"`{ok, Packet}` (at most `Size` bytes, like `read(2)`), or `{error, eagain}` when nothing is queued, or when the device's filter dropped 64 packets in a row (more may be queued: call again). Never blocks."},
 		onDevice(cmdRead)},
 	{Term{"addr_add", args("Ref", "Addr", "PrefixLen", "Opts"),
 		"`ok`. `Addr` is a 4- or 16-byte binary (an IPv4-mapped IPv6 address is taken as IPv4, its prefix less 96); `Opts` a list of `{broadcast, Addr4}`, `{peer, Addr}`. Under `allow_address`, the network `Addr/PrefixLen`, the peer's network and the broadcast address must lie in one allowed range (`eacces`)."},
