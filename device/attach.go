@@ -22,14 +22,26 @@ import (
 // the device the descriptor actually got is read back and checked again,
 // and the queue closed (EPERM) if c may not use it.
 //
+// With merge, a TUN device it creates with flags IFF_TUN|IFF_NO_PI (and
+// neither IFF_VNET_HDR nor IFF_MULTI_QUEUE) gets a virtio-net header the
+// caller never sees, so that WriteBatch can hand the kernel UDP GSO
+// super-packets (Tun.WriteBatch). The header is a device-wide setting, so
+// only a device with one queue, this one, gets it: nobody else can attach
+// while the queue is open.
+//
 // With IFF_TUN_EXCL in flags, an existing name is EBUSY. The calling
 // goroutine must be locked to its OS thread (capabilities are per thread).
-func OpenAs(c Caller, name string, flags uint16) (*Tun, error) {
+func OpenAs(c Caller, name string, flags uint16, merge bool) (*Tun, error) {
 	excl := flags&FlagTunExcl != 0
+	var extra uint16
+	if merge && flags&^(FlagTunExcl|FlagOneQueue) == FlagTUN|FlagNoPI {
+		extra = FlagVnetHdr
+	}
 	for attempt := 0; ; attempt++ {
-		t, err := Open(name, flags|FlagTunExcl)
+		t, err := Open(name, flags|FlagTunExcl|extra)
 		if err == nil {
 			t.flags = flags
+			t.vnet, t.gso = extra != 0, extra != 0
 			t.caller, t.created = &c, true
 			if err = t.SetOwner(c.UID); err == nil {
 				err = t.identify()

@@ -2,7 +2,9 @@ package device
 
 import (
 	"errors"
+	"unsafe"
 
+	"github.com/tunctl/tunctl/gro"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +55,17 @@ type Tun struct {
 	caller  *Caller
 	created bool
 	index   int
+	// vnet: the descriptor carries a virtio-net header the caller did
+	// not ask for (OpenAs adds it so that WriteBatch can merge
+	// datagrams): Read strips it, Write adds an empty one. gso: WriteBatch
+	// merges (cleared when the kernel refuses a super-packet).
+	vnet, gso bool
+	hdr       [gro.HdrBufLen]byte
+	iov       [gro.MaxSegments + 1]unix.Iovec
 }
+
+// noVnetHdr is the virtio-net header of a packet that needs nothing done.
+var noVnetHdr [gro.VnetHdrLen]byte
 
 // Open creates (or attaches to) the interface name with the given IFF_* flags.
 // An empty name lets the kernel pick one. The descriptor is close-on-exec
@@ -102,6 +114,9 @@ func (t *Tun) Flags() uint16 { return t.flags }
 
 // Read reads one packet. It returns unix.EAGAIN when none is queued.
 func (t *Tun) Read(p []byte) (int, error) {
+	if t.vnet {
+		return t.readVnet(p)
+	}
 	for {
 		n, err := unix.Read(t.fd, p)
 		if err == unix.EINTR {
@@ -114,14 +129,104 @@ func (t *Tun) Read(p []byte) (int, error) {
 	}
 }
 
-// Write writes one packet with a single write(2).
+// Write writes one packet with a single write(2) (writev(2) behind an
+// empty virtio-net header when OpenAs added one).
 func (t *Tun) Write(p []byte) (int, error) {
+	if t.vnet {
+		t.iov[0] = iovec(noVnetHdr[:])
+		t.iov[1] = iovec(p)
+		n, err := t.writev(2)
+		return max(n-gro.VnetHdrLen, 0), err
+	}
 	for {
 		n, err := unix.Write(t.fd, p)
 		if err == unix.EINTR {
 			continue
 		}
 		return n, err
+	}
+}
+
+// WriteBatch writes pkts in order and sets errs[i] to the error of
+// pkts[i] (nil: written); errs must be as long as pkts. On a device OpenAs
+// gave a virtio-net header of its own, runs of UDP datagrams of one flow
+// go to the kernel as one UDP GSO super-packet each (package gro), which
+// the kernel splits back into the same datagrams: one write(2) for up to
+// gro.MaxSegments of them. A super-packet the kernel refuses is written
+// again one datagram at a time, so each gets its own error; EINVAL (a
+// kernel without UDP segmentation, before Linux 4.18) turns merging off
+// for the device.
+func (t *Tun) WriteBatch(pkts [][]byte, errs []error) {
+	for i := 0; i < len(pkts); {
+		if t.gso {
+			if n, hl, skip := gro.Plan(&t.hdr, pkts[i:]); n >= 2 {
+				t.iov[0] = iovec(t.hdr[:hl])
+				for j := 0; j < n; j++ {
+					t.iov[j+1] = iovec(pkts[i+j][skip:])
+				}
+				_, err := t.writev(n + 1)
+				if err == nil {
+					clear(errs[i : i+n])
+					i += n
+					continue
+				}
+				if err == unix.EINVAL {
+					t.gso = false
+				}
+				for end := i + n; i < end; i++ {
+					_, errs[i] = t.Write(pkts[i])
+				}
+				continue
+			}
+		}
+		_, errs[i] = t.Write(pkts[i])
+		i++
+	}
+}
+
+// Merging reports whether WriteBatch merges datagrams on this device.
+func (t *Tun) Merging() bool { return t.gso }
+
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: unsafe.SliceData(b)}
+	v.SetLen(len(b))
+	return v
+}
+
+// writev writes t.iov[:n] with one writev(2), then drops the references.
+func (t *Tun) writev(n int) (int, error) {
+	defer clear(t.iov[:n])
+	for {
+		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), uintptr(n))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+// readVnet reads one packet behind the virtio-net header OpenAs added,
+// into p, and drops the header (with no offloads set the kernel hands over
+// only whole packets with finished checksums: nothing in it to act on).
+func (t *Tun) readVnet(p []byte) (int, error) {
+	t.iov[0] = iovec(t.hdr[:gro.VnetHdrLen])
+	t.iov[1] = iovec(p)
+	defer clear(t.iov[:2])
+	for {
+		r, _, e := unix.Syscall(unix.SYS_READV, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), 2)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		if int(r) < gro.VnetHdrLen {
+			return 0, unix.EIO
+		}
+		return int(r) - gro.VnetHdrLen, nil
 	}
 }
 
@@ -147,8 +252,12 @@ const (
 )
 
 // SetOffload sets the offloads the device accepts (TUNSETOFFLOAD); 0 turns
-// them all off. The kernel refuses flags it does not know with EINVAL.
+// them all off. The kernel refuses flags it does not know with EINVAL, and
+// so does SetOffload on a device whose virtio-net header is OpenAs's own.
 func (t *Tun) SetOffload(flags uint) error {
+	if t.vnet && flags != 0 {
+		return opErr("TUNSETOFFLOAD", unix.EINVAL) // see Ioctl
+	}
 	return opErr("TUNSETOFFLOAD", unix.IoctlSetInt(t.fd, unix.TUNSETOFFLOAD, int(flags)))
 }
 

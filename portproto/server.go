@@ -33,6 +33,12 @@ type Device interface {
 	Close() error
 }
 
+// BatchWriter is implemented by devices that write several packets at
+// once (device.Tun): WriteBatch sets errs[i] to pkts[i]'s error.
+type BatchWriter interface {
+	WriteBatch(pkts [][]byte, errs []error)
+}
+
 // Opener opens (creates or attaches to) a device.
 type Opener func(name string, flags uint16) (Device, error)
 
@@ -62,6 +68,9 @@ const (
 	// flushed before anything else is read, from stdin or from a device.
 	outFlush  = 1 << 20
 	outBufCap = outFlush + readBurst*(MaxPacket+4+PacketHeaderLen)
+	// txMax bounds the packets queued for one BatchWriter call: the
+	// sends of consecutive send/sendv frames for one device.
+	txMax = 256
 )
 
 // errStdinClosed ends Serve: stdin reached EOF (or its writer went away)
@@ -82,6 +91,7 @@ type devState struct {
 	stats     Stats
 	relay     *relayState // getfd/1's relayed socket (relay.go), or nil
 	persisted bool        // made persistent through this port (persist command)
+	bw        BatchWriter // the Device's, or nil: one Write per packet
 }
 
 func (d *devState) wantsRead() bool { return !d.failed && (d.unlimited || d.sent < d.limit) }
@@ -108,6 +118,9 @@ type Server struct {
 	pfds       []unix.PollFd
 	polled     []*devState
 	writeError error
+	txDev      *devState // the device txq is for
+	txq        [][]byte  // packets of send/sendv frames not written yet (slices of inbuf)
+	txErr      []error
 	home       int         // a socket of the first network namespace (relay.go), or -1
 	entered    bool        // the port entered another network namespace
 	ending     atomic.Bool // Serve is closing its devices and returning
@@ -123,6 +136,8 @@ func NewServer(in, out int, env Env) *Server {
 		inbuf:  make([]byte, inBufSize),
 		outbuf: make([]byte, 0, outBufCap),
 		rbuf:   make([]byte, MaxPacket),
+		txq:    make([][]byte, 0, txMax),
+		txErr:  make([]error, txMax),
 		home:   -1,
 	}
 }
@@ -338,7 +353,12 @@ func (s *Server) readInput() (eof bool, err error) {
 // before it handles the rest and before it reads stdin again. So the
 // output stays bounded whatever arrives: a read command answers up to 64
 // KiB from a ~30-byte frame.
+//
+// The packets of consecutive send and sendv frames for one device are
+// written together (flushTx) before anything else is handled and before
+// it returns: they are slices of inbuf, which the next read moves.
 func (s *Server) handleFrames() {
+	defer s.flushTx()
 	s.pending = false
 	for {
 		if len(s.outbuf) >= outFlush {
@@ -378,6 +398,7 @@ func (s *Server) handle(frame []byte) {
 	switch r.kind {
 	case reqSend:
 		s.send(r.ref, r.pkt)
+		return
 	case reqSendv:
 		elems := r.elems
 		for i := 0; i < r.n; i++ {
@@ -388,6 +409,10 @@ func (s *Server) handle(frame []byte) {
 		for _, p := range r.pkts {
 			s.send(r.ref, p)
 		}
+		return
+	}
+	s.flushTx() // sends before what came after them
+	switch r.kind {
 	case reqCall:
 		s.call(r.id, r.name, r.args)
 	case reqActive:
@@ -416,23 +441,54 @@ func (s *Server) call(id etf.Term, name string, args []etf.Term) {
 	s.emit(etf.Tuple(etf.Atom("reply"), id, res))
 }
 
+// send queues one packet for the device (flushTx writes it), or answers
+// {tuntap_error, Ref, _} for it, after the packets queued before it.
 func (s *Server) send(ref int32, pkt []byte) {
 	d := s.devs[ref]
 	switch {
 	case d == nil:
+		s.flushTx()
 		s.event("tuntap_error", ref, unix.EBADF)
 	case len(pkt) > MaxPacket:
+		s.flushTx()
 		d.stats.TxErrors++
 		s.event("tuntap_error", ref, unix.EMSGSIZE)
 	default:
-		if _, err := d.Write(pkt); err != nil {
+		if d != s.txDev || len(s.txq) == txMax {
+			s.flushTx()
+			s.txDev = d
+		}
+		s.txq = append(s.txq, pkt)
+	}
+}
+
+// flushTx writes the queued packets, with one WriteBatch when the device
+// has it, and accounts for each: counted, or {tuntap_error, Ref, Posix}.
+func (s *Server) flushTx() {
+	d, pkts := s.txDev, s.txq
+	if len(pkts) == 0 {
+		return
+	}
+	errs := s.txErr[:len(pkts)]
+	if d.bw != nil {
+		d.bw.WriteBatch(pkts, errs)
+	} else {
+		for i, p := range pkts {
+			_, errs[i] = d.Write(p)
+		}
+	}
+	for i, p := range pkts {
+		if errs[i] != nil {
 			d.stats.TxErrors++
-			s.event("tuntap_error", ref, err)
-			return
+			s.event("tuntap_error", d.ref, errs[i])
+			continue
 		}
 		d.stats.TxPackets++
-		d.stats.TxBytes += uint64(len(pkt))
+		d.stats.TxBytes += uint64(len(p))
 	}
+	clear(pkts)
+	clear(errs)
+	s.txq, s.txDev = pkts[:0], nil
 }
 
 // active sets a device's credit ({active, Ref, Limit}).
@@ -478,6 +534,7 @@ func (s *Server) openDevice(ref int32, name string, flags uint16) (Device, error
 		return nil, s.denied(err)
 	}
 	d := &devState{Device: dev, ref: ref, header: PacketHeader(ref)}
+	d.bw, _ = dev.(BatchWriter)
 	s.devs[ref] = d
 	s.order = append(s.order, d)
 	return dev, nil

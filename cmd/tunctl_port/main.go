@@ -96,9 +96,12 @@ func main() {
 	// The output is bounded (portproto); this keeps the garbage collector
 	// from letting the heap grow far past what is live.
 	debug.SetMemoryLimit(memoryLimit)
+	// TUNCTL_PORT_MERGE=0 turns off merging datagrams into UDP GSO
+	// super-packets (device.Tun.WriteBatch), for comparison (make bench).
+	merge := os.Getenv("TUNCTL_PORT_MERGE") != "0"
 	srv := portproto.NewServer(0, 1, portproto.Env{
 		Open: func(name string, flags uint16) (portproto.Device, error) {
-			t, err := device.OpenAs(caller, name, flags)
+			t, err := device.OpenAs(caller, name, flags, merge)
 			if err != nil {
 				return nil, err
 			}

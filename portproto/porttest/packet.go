@@ -37,3 +37,23 @@ func IsUDP4To(port int) func([]byte) bool {
 		return len(p) >= ihl+8 && int(binary.BigEndian.Uint16(p[ihl+2:ihl+4])) == port
 	}
 }
+
+// SwapUDP6 is SwapUDP4 for an IPv6 packet whose first next header is UDP.
+func SwapUDP6(pkt []byte) bool {
+	if len(pkt) < 48 || pkt[0]>>4 != 6 || pkt[6] != 17 {
+		return false
+	}
+	for i := 8; i < 24; i++ {
+		pkt[i], pkt[i+16] = pkt[i+16], pkt[i]
+	}
+	pkt[40], pkt[41], pkt[42], pkt[43] = pkt[42], pkt[43], pkt[40], pkt[41]
+	return true
+}
+
+// IsUDP6To returns a predicate matching IPv6 packets whose first next
+// header is UDP, to port.
+func IsUDP6To(port int) func([]byte) bool {
+	return func(p []byte) bool {
+		return len(p) >= 48 && p[0]>>4 == 6 && p[6] == 17 && int(binary.BigEndian.Uint16(p[42:44])) == port
+	}
+}
