@@ -5,7 +5,9 @@
 # read/swap/write in C on the raw TUN fd, the reference of every ratio; (2)
 # direct: the same in Go (tunctl_bench reflect); (3) tuncer {active, true};
 # (4) tuncer {active, N}; (5) batch: tuncer {deliver, batch} + {active, N},
-# replies with sendv/2; (6) tuncer passive recv/3 -- it starts the reflector
+# replies with sendv/2; (6) batch_nomerge: the same with the port writing
+# every datagram alone (TUNCTL_PORT_MERGE=0: what merging runs of datagrams
+# into UDP GSO super-packets buys); (7) tuncer passive recv/3 -- it starts the reflector
 # pinned to CPU 0, measures its idle CPU, then runs the UDP generator pinned
 # to CPU 1 (window mode, then ping-pong) and the reflector's CPU (utime +
 # stime of its whole process tree: for tuncer, the BEAM and its tunctl_port)
@@ -15,7 +17,7 @@
 #
 # Knobs (environment):
 #   BENCH_SIZES="64 1400"  IP packet sizes, bytes
-#   BENCH_CASES="c direct active_true active_n batch passive"
+#   BENCH_CASES="c direct active_true active_n batch batch_nomerge passive"
 #   BENCH_WINDOW=64        datagrams in flight in window mode
 #   BENCH_SECS=3           seconds of window-mode load per case
 #   BENCH_COUNT=2000000    at most this many datagrams per window run
@@ -40,7 +42,7 @@ if [ -z "${TUNCTL_OUTER_NETNS:-}" ] || [ "$(readlink /proc/self/ns/net)" = "$TUN
 fi
 
 SIZES=${BENCH_SIZES:-64 1400}
-CASES=${BENCH_CASES:-c direct active_true active_n batch passive}
+CASES=${BENCH_CASES:-c direct active_true active_n batch batch_nomerge passive}
 WINDOW=${BENCH_WINDOW:-64}
 SECS=${BENCH_SECS:-3}
 COUNT=${BENCH_COUNT:-2000000}
@@ -120,9 +122,11 @@ start_reflector() {
             >"$TMP/refl.out" 2>"$TMP/refl.err" &
         ;;
     *)
+        # batch_nomerge: batch with the port writing each datagram alone
         BENCH_MSACC=$([ "${BENCH_MSACC:-0}" = 1 ] && echo "$((IDLE_SECS * 1000 + 300)),$((SECS * 1000 - 600))" || echo "") \
+        TUNCTL_PORT_MERGE=$([ "$kind" = batch_nomerge ] && echo 0 || echo 1) \
         taskset -c 0 erl -noshell -pa "$EBIN" -pa examples/ebin \
-            -run bench_reflector main "$kind" "$DEV" "$LOCAL" "$PREFIX" "$LIFE" "$ACTIVE_N" \
+            -run bench_reflector main "${kind%_nomerge}" "$DEV" "$LOCAL" "$PREFIX" "$LIFE" "$ACTIVE_N" \
             >"$TMP/refl.out" 2>"$TMP/refl.err" &
         ;;
     esac
