@@ -106,13 +106,13 @@ call(Dev, Request, Wait) ->
 %% node that is gone exits the caller with `noproc', as a call would.
 -spec send(pid(), non_neg_integer(), iodata()) -> ok | {error, einval}.
 send(Dev, Size, Data) ->
-    queue(Dev, [{Size, Data}], {?SEND, Size, Data}, {tuncer, send, [Dev, Data]}).
+    queue(Dev, [{Size, Data}], {?SEND, Size, Data}, fun() -> {tuncer, send, [Dev, Data]} end).
 
 %% @doc Queue packets to write, each with its size, in order (asynchronous),
 %% with `send/3''s checks: if the kernel would refuse any, none is queued.
 -spec sendv(pid(), [{non_neg_integer(), iodata()}]) -> ok | {error, einval}.
 sendv(Dev, Packets) ->
-    queue(Dev, Packets, {?SENDV, Packets}, {tuncer, sendv, [Dev, [P || {_, P} <- Packets]]}).
+    queue(Dev, Packets, {?SENDV, Packets}, fun() -> {tuncer, sendv, [Dev, [P || {_, P} <- Packets]]} end).
 
 queue(Dev, Packets, Msg, Call) when node(Dev) =:= node() ->
     case tunctl_registry:flags(Dev) of
@@ -125,7 +125,8 @@ queue(Dev, Packets, Msg, Call) when node(Dev) =:= node() ->
                     {error, einval}
             end;
         error ->
-            exit({noproc, Call})
+            % the exit reason a gen_server call would give, built only now
+            exit({noproc, Call()})
     end;
 queue(Dev, _Packets, Msg, _Call) ->
     Dev ! Msg,
