@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/tunctl/tunctl/portproto"
 	"github.com/tunctl/tunctl/portproto/porttest"
+	"github.com/tunctl/tunctl/portproto/porttest/udpswap"
 	"net"
 	"os"
 	"os/exec"
@@ -46,10 +47,10 @@ func TestIntegrationTunReflectsUDP(t *testing.T) {
 		msg := []byte(fmt.Sprintf("ping-%d", i))
 		_, err := conn.WriteToUDP(msg, peer)
 		require.NoError(t, err)
-		pkt := p.NextPacket(1, porttest.IsUDP4To(7777))
+		pkt := p.NextPacket(1, udpswap.IsV4To(7777))
 		assert.True(t, bytes.HasSuffix(pkt, msg))
 		reply := append([]byte(nil), pkt...)
-		require.True(t, porttest.SwapUDP4(reply))
+		require.True(t, udpswap.V4(reply))
 		p.Raw(portproto.AppendSendFrame(nil, 1, reply))
 		buf := make([]byte, 100)
 		require.NoError(t, conn.SetReadDeadline(time.Now().Add(2*time.Second)))
@@ -91,7 +92,7 @@ func TestIntegrationPassiveReadAndLimit(t *testing.T) {
 		res := p.Call(etf.Tuple(etf.Atom("read"), 4, 2000))
 		if tu, ok := etf.TaggedTuple(res, "ok", 2); ok {
 			pkt, _ := etf.AsBinary(tu[1])
-			if porttest.IsUDP4To(4444)(pkt) {
+			if udpswap.IsV4To(4444)(pkt) {
 				assert.True(t, bytes.HasSuffix(pkt, []byte("passive")))
 				return
 			}

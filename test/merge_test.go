@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/tunctl/tunctl/etf"
 	"github.com/tunctl/tunctl/portproto/porttest"
+	"github.com/tunctl/tunctl/portproto/porttest/udpswap"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,9 +55,9 @@ func TestIntegrationSendvMergesDatagrams(t *testing.T) {
 		isUDPTo  func(int) func([]byte) bool
 		wantMore bool
 	}{
-		{"v4", true, net.IPv4(198, 18, 5, 1).To4(), net.IPv4(198, 18, 5, 2), 24, porttest.SwapUDP4, porttest.IsUDP4To, false},
-		{"v6", true, net.ParseIP("2001:db8:5::1"), net.ParseIP("2001:db8:5::2"), 64, porttest.SwapUDP6, porttest.IsUDP6To, false},
-		{"v4 merge off", false, net.IPv4(198, 18, 6, 1).To4(), net.IPv4(198, 18, 6, 2), 24, porttest.SwapUDP4, porttest.IsUDP4To, true},
+		{"v4", true, net.IPv4(198, 18, 5, 1).To4(), net.IPv4(198, 18, 5, 2), 24, udpswap.V4, udpswap.IsV4To, false},
+		{"v6", true, net.ParseIP("2001:db8:5::1"), net.ParseIP("2001:db8:5::2"), 64, udpswap.V6, udpswap.IsV6To, false},
+		{"v4 merge off", false, net.IPv4(198, 18, 6, 1).To4(), net.IPv4(198, 18, 6, 2), 24, udpswap.V4, udpswap.IsV4To, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := exec.Command(portBinary)

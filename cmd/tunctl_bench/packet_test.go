@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/binary"
-	"github.com/tunctl/tunctl/portproto/porttest"
+	"github.com/tunctl/tunctl/portproto/porttest/udpswap"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -73,7 +73,7 @@ func TestSwapIPv4UDP(t *testing.T) {
 	require.Zero(t, csum(p[:20], 0), "IP checksum valid before")
 	require.Zero(t, udpSum(p), "UDP checksum valid before")
 
-	require.True(t, porttest.SwapUDP4(p))
+	require.True(t, udpswap.V4(p))
 	assert.Equal(t, []byte{198, 18, 0, 2}, p[12:16])
 	assert.Equal(t, []byte{198, 18, 0, 1}, p[16:20])
 	assert.Equal(t, uint16(9000), binary.BigEndian.Uint16(p[20:]))
@@ -88,7 +88,7 @@ func TestSwapIPv4UDPOptions(t *testing.T) {
 	base := udp4([4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}, 1, 2, []byte("x"))
 	p := append(append(append([]byte{}, base[:20]...), 1, 1, 1, 1), base[20:]...)
 	p[0] = 0x46
-	require.True(t, porttest.SwapUDP4(p))
+	require.True(t, udpswap.V4(p))
 	assert.Equal(t, []byte{0, 2, 0, 1}, p[24:28])
 }
 
@@ -106,7 +106,7 @@ func TestSwapIgnores(t *testing.T) {
 		"empty": {}, "short": udp[:27], "icmp": icmp, "fragment": frag, "ipv6": v6, "ihl<5": badIHL,
 	} {
 		orig := append([]byte{}, p...)
-		assert.False(t, porttest.SwapUDP4(p), name)
+		assert.False(t, udpswap.V4(p), name)
 		assert.Equal(t, orig, p, name+" untouched")
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/tunctl/tunctl/portproto/porttest"
+	"github.com/tunctl/tunctl/portproto/porttest/udpswap"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -87,7 +87,7 @@ func reflectMain(args []string) error {
 		}
 		for i := 0; i < n; i++ {
 			p := bufs[i][:lens[i]]
-			if !porttest.SwapUDP4(p) {
+			if !udpswap.V4(p) {
 				ignored++
 				continue
 			}

@@ -1,14 +1,17 @@
-package porttest
+// Package udpswap turns UDP packets into their replies in place, for the
+// reflectors of the tests and of make bench. It imports nothing of the
+// testing machinery, so the bench binary does not link it.
+package udpswap
 
 import "encoding/binary"
 
-// SwapUDP4 turns an IPv4 UDP packet into its reply in place: source and
+// V4 turns an IPv4 UDP packet into its reply in place: source and
 // destination addresses are exchanged, and so are the ports. The IP header
 // checksum and the UDP checksum stay valid (both are sums in which the order
 // of the swapped fields does not matter). It returns false, leaving pkt
 // untouched, for anything that is not a complete IPv4 UDP header (IPv6,
 // ICMP, fragments after the first, truncated packets).
-func SwapUDP4(pkt []byte) bool {
+func V4(pkt []byte) bool {
 	if len(pkt) < 20 || pkt[0]>>4 != 4 {
 		return false
 	}
@@ -27,8 +30,8 @@ func SwapUDP4(pkt []byte) bool {
 	return true
 }
 
-// IsUDP4To returns a predicate matching IPv4 UDP packets to port.
-func IsUDP4To(port int) func([]byte) bool {
+// IsV4To returns a predicate matching IPv4 UDP packets to port.
+func IsV4To(port int) func([]byte) bool {
 	return func(p []byte) bool {
 		if len(p) < 20 || p[0]>>4 != 4 || p[9] != 17 {
 			return false
@@ -38,8 +41,8 @@ func IsUDP4To(port int) func([]byte) bool {
 	}
 }
 
-// SwapUDP6 is SwapUDP4 for an IPv6 packet whose first next header is UDP.
-func SwapUDP6(pkt []byte) bool {
+// V6 is V4 for an IPv6 packet whose first next header is UDP.
+func V6(pkt []byte) bool {
 	if len(pkt) < 48 || pkt[0]>>4 != 6 || pkt[6] != 17 {
 		return false
 	}
@@ -50,9 +53,9 @@ func SwapUDP6(pkt []byte) bool {
 	return true
 }
 
-// IsUDP6To returns a predicate matching IPv6 packets whose first next
+// IsV6To returns a predicate matching IPv6 packets whose first next
 // header is UDP, to port.
-func IsUDP6To(port int) func([]byte) bool {
+func IsV6To(port int) func([]byte) bool {
 	return func(p []byte) bool {
 		return len(p) >= 48 && p[0]>>4 == 6 && p[6] == 17 && int(binary.BigEndian.Uint16(p[42:44])) == port
 	}
