@@ -204,6 +204,7 @@ func BenchmarkSendPath(b *testing.B) {
 	b.SetBytes(64)
 	for i := 0; i < b.N; i += readBurst {
 		s.handle(frame)
+		s.flushTx() // as handleFrames does after its frames
 		for j := 0; j < readBurst; j++ {
 			if _, err := unix.Read(peer, buf); err != nil {
 				b.Fatal(err)

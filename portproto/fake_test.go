@@ -17,13 +17,14 @@ import (
 // devices and links (porttest), and speaks to it through a porttest.Client.
 type harness struct {
 	*porttest.Client
-	t     *testing.T
-	in    *os.File // the client's end of the server's stdin
-	links *porttest.FakeLinks
-	mu    sync.Mutex
-	devs  []*porttest.FakeDev
-	done  chan error
-	once  sync.Once
+	batches []int // the lengths WriteBatch was called with (device "batched")
+	t       *testing.T
+	in      *os.File // the client's end of the server's stdin
+	links   *porttest.FakeLinks
+	mu      sync.Mutex
+	devs    []*porttest.FakeDev
+	done    chan error
+	once    sync.Once
 }
 
 func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
@@ -62,6 +63,9 @@ func newHarnessWith(t *testing.T, pol policy.Set) *harness {
 		h.mu.Lock()
 		h.devs = append(h.devs, d)
 		h.mu.Unlock()
+		if name == "batched" {
+			return &batchDev{FakeDev: d, h: h}, nil
+		}
 		return d, nil
 	}
 	srv := NewServer(in[0], out[1], Env{Open: open, Links: h.links, Policy: pol, Log: log.New(io.Discard, "", 0)})
@@ -85,6 +89,26 @@ func newHarnessWith(t *testing.T, pol policy.Set) *harness {
 // closeInput closes the server's stdin (EOF), once.
 func (h *harness) closeInput() {
 	h.once.Do(func() { h.in.Close() })
+}
+
+// batchDev is a fake device with WriteBatch: it records each call's length
+// and writes the packets one by one; a packet "fail" fails with EIO.
+type batchDev struct {
+	*porttest.FakeDev
+	h *harness
+}
+
+func (d *batchDev) WriteBatch(pkts [][]byte, errs []error) {
+	d.h.mu.Lock()
+	d.h.batches = append(d.h.batches, len(pkts))
+	d.h.mu.Unlock()
+	for i, p := range pkts {
+		if string(p) == "fail" {
+			errs[i] = unix.EIO
+			continue
+		}
+		_, errs[i] = d.Write(p)
+	}
 }
 
 func (h *harness) dev(i int) *porttest.FakeDev {

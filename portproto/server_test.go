@@ -1,6 +1,7 @@
 package portproto
 
 import (
+	"fmt"
 	"github.com/tunctl/tunctl/portproto/porttest"
 	"strings"
 	"testing"
@@ -140,6 +141,55 @@ func TestSendPaths(t *testing.T) {
 	require.True(t, ok)
 	reason, _ = etf.AsAtom(tu[2])
 	assert.Equal(t, "emsgsize", reason)
+}
+
+// The sends of consecutive send and sendv frames for one device go to
+// WriteBatch together; a send for another device, a call, or the end of
+// the input flushes them first, so every event and reply keeps its place.
+func TestSendsAreBatchedInOrder(t *testing.T) {
+	h := newHarness(t)
+	handshake(t, h)
+	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(2, "batched", "tun"))))
+	peer := h.dev(0).Peer
+	stats, err := etf.Encode(etf.Tuple(atom("call"), 99, etf.Tuple(atom("stats"), 2)))
+	require.NoError(t, err)
+	var chunk []byte
+	for _, f := range [][]byte{
+		AppendSendFrame(nil, 2, []byte("a")),
+		AppendSendvFrame(nil, 2, []byte("b"), []byte("fail"), []byte("c")),
+		AppendSendFrame(nil, 3, []byte("x")),
+		AppendSendFrame(nil, 2, []byte("d")),
+		stats,
+	} {
+		chunk = porttest.AppendFrame(chunk, f)
+	}
+	_, err = h.in.Write(chunk) // one pipe write: one read, handled in one go
+	require.NoError(t, err)
+
+	first := h.Next()
+	tu, ok := etf.TaggedTuple(first, "tuntap_error", 3)
+	require.True(t, ok, "the failed packet's error first: %v", first)
+	ref, _ := etf.AsInt(tu[1])
+	reason, _ := etf.AsAtom(tu[2])
+	assert.EqualValues(t, 2, ref)
+	assert.Equal(t, "eio", reason)
+	tu, ok = etf.TaggedTuple(h.Next(), "tuntap_error", 3)
+	require.True(t, ok, "then the unknown device's")
+	reason, _ = etf.AsAtom(tu[2])
+	assert.Equal(t, "ebadf", reason)
+	reply, ok := etf.TaggedTuple(h.Next(), "reply", 3)
+	require.True(t, ok, "then the reply")
+	assert.Contains(t, fmt.Sprint(reply[2]), "tx_errors")
+	buf := make([]byte, 16)
+	for _, want := range []string{"a", "b", "c", "d"} {
+		require.NoError(t, waitReadable(peer))
+		n, err := unix.Read(peer, buf)
+		require.NoError(t, err)
+		assert.Equal(t, want, string(buf[:n]))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	assert.Equal(t, []int{4, 1}, h.batches)
 }
 
 func waitReadable(fd int) error {

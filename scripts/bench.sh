@@ -227,7 +227,7 @@ for size in $SIZES; do
         # CPU time per answered datagram: unlike pps, hardly changed by
         # other load on the machine
         us=$(awk -v c="$cpu" -v p="$(kv "$w" pps)" 'BEGIN { printf "%.2f", (p > 0 ? c * 1e4 / p : 0) }')
-        ROW[$kind.$size]=$(printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s' "$kind" "$size" \
+        ROW[$kind.$size]=$(printf '%-14s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s' "$kind" "$size" \
             "$(kv "$w" pps)" "${REF[$kind.$size]:-${PPS[c.$size]:--}}" "@RATIO@" "$(kv "$w" lost)" "$kdrop" "$(kv "$w" p50_us)" "$(kv "$w" p99_us)" \
             "$(kv "$p" p50_us)" "$(kv "$p" p99_us)" "$cpu" "$us" "$idle")
       done
@@ -247,7 +247,7 @@ echo "   kdrop: dropped by the kernel at the device queue (window + ping-pong ru
 echo "   rtt: window-mode round trip under load; pp: ping-pong round trip; cpu: reflector tree,"
 echo "   % of one CPU, during the window run; cpu_us: that CPU time per answered datagram, µs;"
 echo "   idle: same as cpu% with the device up and no traffic)"
-printf '%-12s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s\n' case size pps c_pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% cpu_us idle%
+printf '%-14s %5s %9s %9s %7s %6s %6s %8s %8s %8s %8s %7s %7s %7s\n' case size pps c_pps ratio lost kdrop rtt_p50 rtt_p99 pp_p50 pp_p99 cpu% cpu_us idle%
 for size in $SIZES; do
     for kind in $CASES; do
         echo "${ROW[$kind.$size]/@RATIO@/$(ratio "$kind" "$size")}"
@@ -275,7 +275,7 @@ fi
 if [ "$GOBENCH" = 1 ]; then
     echo
     echo "== Go data-path benchmarks (-benchmem: allocations per packet)"
-    go test -run '^$' -bench . -benchmem ./etf/ ./portproto/
+    go test -run '^$' -bench . -benchmem ./etf/ ./portproto/ ./gro/
 fi
 
 echo
