@@ -65,9 +65,9 @@ var BEAMFrames = []Term{
 	{"call", args("Id", "Cmd"),
 		"`{reply, Id, Result}`. `Id` is a non-negative integer."},
 	{"send", args("Ref", "Packet"),
-		"none. One `write(2)` of `Packet` to the device. A failure is reported as `{tuntap_error, Ref, Posix}`."},
+		"none. `Packet` is written to the device; a failure is reported as `{tuntap_error, Ref, Posix}`. The packets of consecutive `send` and `sendv` frames for one device are written together, before the next other frame is handled: on a TUN device the port created (`tun`, `no_pi`, one queue, no `vnet_hdr`), runs of UDP datagrams of one flow become one UDP GSO super-packet, one `write(2)` that the kernel splits back into the same datagrams (doc/design.md); every other packet is its own `write(2)`."},
 	{"sendv", args("Ref", "[Packet, ...]"),
-		"none. The same as one `send` per packet, in order (each its own `write(2)`); the Erlang side uses it when several sends are queued at once. A malformed batch is refused whole (`{tunctl_error, badcmd}`)."},
+		"none. The same as one `send` per packet, in order; the Erlang side uses it when several sends are queued at once. A malformed batch is refused whole (`{tunctl_error, badcmd}`)."},
 	{"active", args("Ref", "Limit"),
 		"none. `Limit` is `true` (read without limit), or an integer: the port reads packets from the device only while the number of packets it has sent for that device (in `tuntap` and `tuntap_batch` frames) is below `Limit`. `false` means \"stop now\" (same as a limit equal to the number already sent). A new device starts with limit 0 (passive)."},
 }
