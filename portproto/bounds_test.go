@@ -53,8 +53,8 @@ func TestCommandsOnADeviceNoLongerTheCallers(t *testing.T) {
 		assert.Equal(t, "eperm", errorOf(h.Call(cmd)), "%v", cmd)
 	}
 	assert.Empty(t, h.links.Recorded(), "nothing reached netlink")
-	assert.False(t, h.dev(0).Persist)
-	assert.Zero(t, h.dev(0).Owner)
+	assert.False(t, h.dev(0).Settings().Persist)
+	assert.Zero(t, h.dev(0).Settings().Owner)
 	require.True(t, etf.TaggedTupleOK(h.Call(etf.Tuple(atom("stats"), 1))))
 	require.True(t, isOK(h.Call(etf.Tuple(atom("close"), 1))))
 }
@@ -66,13 +66,13 @@ func TestMaxDevicesRollsBack(t *testing.T) {
 	require.NoError(t, err)
 	h := newHarnessWith(t, policy.Set{pol})
 	handshake(t, h)
-	h.links.Counts = []int{1, 2, 1, 3}
+	h.links.SetCounts(1, 2, 1, 3)
 	require.True(t, etf.TaggedTupleOK(h.Call(openCmd(1, "app-a", "tun"))), "1 before, 2 after")
 	assert.Equal(t, "eacces", errorOf(h.Call(openCmd(2, "app-b", "tun"))), "1 before, 3 after: another port got in")
 	_, err = unix.Write(h.dev(1).Peer, []byte{1})
 	assert.Error(t, err, "its descriptor was closed")
 	assert.Equal(t, "ebadf", errorOf(h.Call(etf.Tuple(atom("stats"), 2))))
-	h.links.Counts = []int{2}
+	h.links.SetCounts(2)
 	assert.Equal(t, "eacces", errorOf(h.Call(openCmd(3, "app-c", "tun"))), "the limit is reached")
 	assert.Len(t, h.devs, 2, "not even opened")
 }

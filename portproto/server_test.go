@@ -245,15 +245,15 @@ func TestConfigurationCommands(t *testing.T) {
 	assert.True(t, isOK(h.Call(etf.Tuple(atom("addr_del"), 1, ip4, 24))))
 	assert.True(t, isOK(h.Call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), true), etf.Tuple(atom("mtu"), 1400))))))
 	assert.Equal(t, "einval", errorOf(h.Call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("mtu"), -1))))))
-	h.links.Fail = unix.ENODEV
+	h.links.FailNext(unix.ENODEV)
 	assert.Equal(t, "enodev", errorOf(h.Call(etf.Tuple(atom("link_set"), 1, etf.List(etf.Tuple(atom("up"), false))))))
 	assert.True(t, etf.TaggedTupleOK(h.Call(etf.Tuple(atom("link_info"), 1))))
 	assert.True(t, isOK(h.Call(etf.Tuple(atom("persist"), 1, true))))
 	assert.True(t, isOK(h.Call(etf.Tuple(atom("owner"), 1, 1000))))
 	assert.True(t, isOK(h.Call(etf.Tuple(atom("group"), 1, 1000))))
 	d := h.dev(0)
-	assert.True(t, d.Persist)
-	assert.Equal(t, 1000, d.Owner)
+	assert.True(t, d.Settings().Persist)
+	assert.Equal(t, 1000, d.Settings().Owner)
 	assert.Equal(t, []string{
 		"add cfg0 198.18.0.1/24 brd 198.18.0.255 peer <nil>",
 		"add cfg0 198.18.0.1/32 brd <nil> peer 198.18.0.2",

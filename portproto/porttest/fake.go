@@ -16,10 +16,8 @@ import (
 // written to the device.
 type FakeDev struct {
 	Peer int
-	// What the Set* methods were last asked.
-	Persist      bool
-	Owner, Group int
-	Offload      uint
+	mu   sync.Mutex
+	set  FakeSettings // what the Set* methods were last asked (Settings)
 	// FailRead makes Read fail with EIO.
 	FailRead atomic.Bool
 	// VerifyErr is what Verify answers (nil: the caller's device).
@@ -67,17 +65,41 @@ func (d *FakeDev) Read(p []byte) (int, error) {
 // Write writes one packet, for the test to read from Peer.
 func (d *FakeDev) Write(p []byte) (int, error) { return unix.Write(d.fd, p) }
 
+// FakeSettings are what a FakeDev's Set* methods were last asked.
+type FakeSettings struct {
+	Persist      bool
+	Owner, Group int
+	Offload      uint
+}
+
+// Settings returns what the Set* methods were last asked; safe to call
+// while a server uses the device.
+func (d *FakeDev) Settings() FakeSettings {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.set
+}
+
+func (d *FakeDev) record(f func(*FakeSettings)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	f(&d.set)
+	return nil
+}
+
 // SetPersist records on.
-func (d *FakeDev) SetPersist(on bool) error { d.Persist = on; return nil }
+func (d *FakeDev) SetPersist(on bool) error {
+	return d.record(func(s *FakeSettings) { s.Persist = on })
+}
 
 // SetOwner records uid.
-func (d *FakeDev) SetOwner(uid int) error { d.Owner = uid; return nil }
+func (d *FakeDev) SetOwner(uid int) error { return d.record(func(s *FakeSettings) { s.Owner = uid }) }
 
 // SetGroup records gid.
-func (d *FakeDev) SetGroup(gid int) error { d.Group = gid; return nil }
+func (d *FakeDev) SetGroup(gid int) error { return d.record(func(s *FakeSettings) { s.Group = gid }) }
 
 // SetOffload records the TUNSETOFFLOAD flags.
-func (d *FakeDev) SetOffload(f uint) error { d.Offload = f; return nil }
+func (d *FakeDev) SetOffload(f uint) error { return d.record(func(s *FakeSettings) { s.Offload = f }) }
 
 // Verify answers VerifyErr.
 func (d *FakeDev) Verify() error { return d.VerifyErr }
@@ -89,14 +111,28 @@ func (d *FakeDev) Close() error { return unix.Close(d.fd) }
 func (d *FakeDev) ClosePeer() error { return unix.Close(d.Peer) }
 
 // FakeLinks is a link configurator (portproto.Links) that records each
-// call as a line of Calls; Fail, when set, is returned by the next call and
-// cleared.
+// call (Recorded); the error given to FailNext is returned by the next call.
+// Set its fields through its methods while a server uses it.
 type FakeLinks struct {
 	mu    sync.Mutex
 	Calls []string
 	Fail  error
 	// Counts are what the next Count calls answer, in order (1 when empty).
 	Counts []int
+}
+
+// FailNext makes the next call return err.
+func (l *FakeLinks) FailNext(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.Fail = err
+}
+
+// SetCounts sets what the next Count calls answer.
+func (l *FakeLinks) SetCounts(n ...int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.Counts = n
 }
 
 func (l *FakeLinks) record(c string) error {
