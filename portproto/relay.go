@@ -211,41 +211,47 @@ func (s *Server) relayDevice(d *devState) {
 // relaySend sends one packet to the relay: false when the relay is full
 // (the packet is kept, see relayPending) or gone.
 func (s *Server) relaySend(d *devState, pkt []byte) bool {
-	var err error
-	for {
-		err = unix.Send(d.relay.fd, pkt, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	switch err {
+	switch err := s.relayTry(d, pkt); err {
 	case nil:
-		d.stats.RxPackets++
-		d.stats.RxBytes += uint64(len(pkt))
 		return true
 	case unix.EAGAIN:
 		d.relay.blocked = true
 		d.relay.pending = append(d.relay.pending[:0], pkt...)
-		return false
 	default:
 		closeRelay(d)
-		return false
 	}
+	return false
 }
 
 // relayPending: the relay can take data again; the kept packet goes first.
+// Still full, it stays kept where it is (no copy).
 func (s *Server) relayPending(d *devState) {
 	r := d.relay
 	r.blocked = false
 	if len(r.pending) == 0 {
 		return
 	}
-	pkt := r.pending
-	r.pending = nil
-	if !s.relaySend(d, pkt) {
-		return
+	switch err := s.relayTry(d, r.pending); err {
+	case nil:
+		r.pending = r.pending[:0] // keep the buffer
+	case unix.EAGAIN:
+		r.blocked = true
+	default:
+		closeRelay(d)
 	}
-	if d.relay != nil {
-		d.relay.pending = pkt[:0] // keep the buffer
+}
+
+// relayTry sends pkt to the relay once (EINTR aside), counting it if sent.
+func (s *Server) relayTry(d *devState, pkt []byte) error {
+	for {
+		err := unix.Send(d.relay.fd, pkt, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil {
+			d.stats.RxPackets++
+			d.stats.RxBytes += uint64(len(pkt))
+		}
+		return err
 	}
 }

@@ -215,60 +215,29 @@ func (s *Server) end(err error) error {
 }
 
 // readDevice reads up to readBurst packets straight into the output buffer,
-// behind their frame headers: no copy, no allocation.
+// behind their frame headers: no copy, no allocation. In batch mode
+// (d.batch) they go into one {tuntap_batch, Ref, [...]} frame, an empty
+// round leaving none; else each is its own {tuntap, Ref, _} frame. Credit
+// (sent, limit) counts packets either way. Filtered packets count against
+// the burst: a flood of them must not starve stdin and the other devices.
 func (s *Server) readDevice(d *devState) {
-	if d.batch != nil {
-		s.readBatch(d)
-		return
-	}
-	for i := 0; i < readBurst && d.wantsRead(); i++ {
-		start := len(s.outbuf)
-		s.outbuf = BeginPacketFrame(s.outbuf, d.header)
-		body := len(s.outbuf)
-		n, err := d.Read(s.outbuf[body : body+MaxPacket])
-		if err != nil {
-			s.outbuf = s.outbuf[:start]
-			if err != unix.EAGAIN {
-				d.failed = true
-				d.stats.RxErrors++
-				s.event("tuntap_read_error", d.ref, err)
-			}
-			return
-		}
-		if !d.filter.Allows(s.outbuf[body : body+n]) {
-			// Counted against the burst: a flood of filtered packets
-			// must not starve stdin and the other devices.
-			s.outbuf = s.outbuf[:start]
-			d.stats.Filtered++
-			continue
-		}
-		s.outbuf = s.outbuf[:body+n]
-		EndPacketFrame(s.outbuf, start)
-		d.sent++
-		d.stats.RxPackets++
-		d.stats.RxBytes += uint64(n)
-		if len(s.outbuf) >= outFlush {
-			if s.flush() != nil {
-				return
-			}
-		}
-	}
-}
-
-// readBatch reads up to readBurst packets into one {tuntap_batch, Ref, [...]}
-// frame, in place like readDevice; credit (sent, limit) counts packets. An
-// empty round leaves no frame.
-func (s *Server) readBatch(d *devState) {
-	if len(s.outbuf) >= outFlush && s.flush() != nil {
+	batch := d.batch != nil
+	if batch && len(s.outbuf) >= outFlush && s.flush() != nil {
 		return
 	}
 	start := len(s.outbuf)
-	s.outbuf = BeginBatchFrame(s.outbuf, d.batch)
+	if batch {
+		s.outbuf = BeginBatchFrame(s.outbuf, d.batch)
+	}
 	n := 0
 	var rerr error
 	for i := 0; i < readBurst && d.wantsRead(); i++ {
 		ps := len(s.outbuf)
-		s.outbuf = BeginBatchPacket(s.outbuf)
+		if batch {
+			s.outbuf = BeginBatchPacket(s.outbuf)
+		} else {
+			s.outbuf = BeginPacketFrame(s.outbuf, d.header)
+		}
 		body := len(s.outbuf)
 		k, err := d.Read(s.outbuf[body : body+MaxPacket])
 		if err != nil {
@@ -281,21 +250,30 @@ func (s *Server) readBatch(d *devState) {
 			break
 		}
 		if !d.filter.Allows(s.outbuf[body : body+k]) {
-			s.outbuf = s.outbuf[:ps] // counted against the burst, as in readDevice
+			s.outbuf = s.outbuf[:ps]
 			d.stats.Filtered++
 			continue
 		}
 		s.outbuf = s.outbuf[:body+k]
-		EndBatchPacket(s.outbuf, ps)
 		n++
 		d.sent++
 		d.stats.RxPackets++
 		d.stats.RxBytes += uint64(k)
+		if batch {
+			EndBatchPacket(s.outbuf, ps)
+			continue
+		}
+		EndPacketFrame(s.outbuf, ps)
+		if len(s.outbuf) >= outFlush && s.flush() != nil {
+			return
+		}
 	}
-	if n == 0 {
-		s.outbuf = s.outbuf[:start]
-	} else {
-		s.outbuf = EndBatchFrame(s.outbuf, start, n)
+	if batch {
+		if n == 0 {
+			s.outbuf = s.outbuf[:start]
+		} else {
+			s.outbuf = EndBatchFrame(s.outbuf, start, n)
+		}
 	}
 	if rerr != nil {
 		s.event("tuntap_read_error", d.ref, rerr)
