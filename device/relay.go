@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RelaySockBuf is the send and receive buffer asked for on a relay socket:
+// relaySockBuf is the send and receive buffer asked for on a relay socket:
 // room for a few hundred frames in flight each way (the kernel caps it at
 // net.core.wmem_max/rmem_max).
-const RelaySockBuf = 4 << 20
+const relaySockBuf = 4 << 20
 
 // NewRendezvous returns an unbound AF_UNIX SOCK_SEQPACKET socket. A
 // socket's abstract address lives in the network namespace the socket was
@@ -43,7 +43,7 @@ func Listen(fd int) ([]byte, error) {
 // AcceptRelay takes, from the connections already queued on the listening
 // socket l, the one whose first message is exactly nonce with exactly one
 // descriptor attached, an AF_UNIX SOCK_SEQPACKET socket: that descriptor
-// is returned, non-blocking, close-on-exec, with RelaySockBuf buffers.
+// is returned, non-blocking, close-on-exec, with relaySockBuf buffers.
 // Every other connection, and every descriptor they carried, is closed, so
 // a local user who connects to the address gets nothing and leaves nothing
 // behind. EACCES when no connection carried the nonce.
@@ -102,8 +102,8 @@ func takeRelay(c int, nonce []byte) int {
 		unix.Close(fd)
 		return -1
 	}
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, RelaySockBuf)
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, RelaySockBuf)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, relaySockBuf)
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, relaySockBuf)
 	return fd
 }
 

@@ -45,10 +45,10 @@ func (Links) TunInfo(name string) (TunInfo, error) {
 	return TunInfo{}, opErr("RTM_GETLINK "+name, unix.ENODEV)
 }
 
-// TunInfos lists every interface of the calling thread's namespace. A
+// tunInfos lists every interface of the calling thread's namespace. A
 // dump that interfaces changing meanwhile made inconsistent
 // (NLM_F_DUMP_INTR) is taken again, up to 10 times, then answered EAGAIN.
-func (Links) TunInfos() ([]TunInfo, error) {
+func (Links) tunInfos() ([]TunInfo, error) {
 	var msgs [][]byte
 	for attempt := 0; ; attempt++ {
 		req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_DUMP)
@@ -80,7 +80,7 @@ func (Links) TunInfos() ([]TunInfo, error) {
 // attached, a persistent one, counts as one too): the kernel memory a
 // device can pin grows with its queues.
 func (l Links) Count(prefix string) (int, error) {
-	infos, err := l.TunInfos()
+	infos, err := l.tunInfos()
 	if err != nil {
 		return 0, err
 	}

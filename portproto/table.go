@@ -83,7 +83,7 @@ func onOwnDevice(h devHandler) handler {
 // doc/protocol.md's "Commands" table (rendered from it by make generate):
 // each command's term, its documentation, and its handler. Its arity is the
 // number of Args.
-var commandTable = []Command{
+var commandTable = []commandRow{
 	{Term{"open", args("Ref", "Name", "Flags"),
 		"`{ok, {DevName, FlagsInt}}`. `Name` is a binary (`<<>>`: the kernel picks); `Flags` a list of {{flags}}. A new device's owner is the port's real uid (`TUNSETOWNER`). A name that exists is attached to only when it is a TUN/TAP device the caller may use (root, or its owner/group match the caller: doc/security.md), else `eperm`; with `tun_excl`, `ebusy`. Errors: `einval` (name longer than {{max_name}} bytes, both or neither of tun/tap), `badarg` (unknown flag), `eexist` (`Ref` in use), `eacces` (policy: name, `max_devices`), kernel errno."},
 		cmdOpen},
@@ -155,8 +155,8 @@ var commandTable = []Command{
 		onDevice(cmdRelay)},
 }
 
-// A Command is a row of the command table.
-type Command struct {
+// A commandRow is a row of the command table.
+type commandRow struct {
 	Term
 	run handler
 }

@@ -108,9 +108,9 @@ func allThreads(trap, a1, a2, a3 uintptr) error {
 	return nil
 }
 
-// X32SyscallBit tags the system call numbers of the x32 ABI on x86_64
+// x32SyscallBit tags the system call numbers of the x32 ABI on x86_64
 // (__X32_SYSCALL_BIT); the filter refuses every call carrying it.
-const X32SyscallBit = 0x40000000
+const x32SyscallBit = 0x40000000
 
 // auditArch is the seccomp architecture of this build, 0 if unknown.
 func auditArch() uint32 {
@@ -144,7 +144,7 @@ func denyExec() error {
 	// execveat (545): refuse every x32 call. arm64 has no such bit.
 	var x32Bit uint32
 	if arch == unix.AUDIT_ARCH_X86_64 {
-		x32Bit = X32SyscallBit
+		x32Bit = x32SyscallBit
 	}
 	filter := []unix.SockFilter{
 		{Code: ld, K: 4},                              // seccomp_data.arch
