@@ -166,7 +166,7 @@ burst(_Config) ->
     ok = gen_udp:controlling_process(Sock, Reader),
     ok = inet:setopts(Sock, [{active, true}]),
     [
-        ok = tuncer:send(Dev, udp({198, 18, 3, 2}, {198, 18, 3, 1}, 5555, Port, <<N:32>>))
+        ok = tuncer:send(Dev, tunctl_test_lib:udp4({198, 18, 3, 2}, {198, 18, 3, 1}, 5555, Port, <<N:32>>))
      || N <- lists:seq(1, Count)
     ],
     Seen =
@@ -574,23 +574,3 @@ count_udp(Parent, Sock, Count, Seen) ->
         {udp, Sock, _, _, Payload} -> count_udp(Parent, Sock, Count, Seen#{Payload => true})
     after 2000 -> Parent ! {seen, Seen}
     end.
-
-%%--------------------------------------------------------------------
-%%% Packets
-%%--------------------------------------------------------------------
-
-udp({A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload) ->
-    Len = 8 + byte_size(Payload),
-    Header0 = <<4:4, 5:4, 0, (20 + Len):16, 0:16, 2#010:3, 0:13, 64, 17, 0:16, A, B, C, D, E, F, G, H>>,
-    <<H1:10/binary, 0:16, H2:8/binary>> = Header0,
-    <<H1/binary, (checksum(Header0)):16, H2/binary, SPort:16, DPort:16, Len:16, 0:16, Payload/binary>>.
-
-checksum(Bin) ->
-    checksum(Bin, 0).
-checksum(<<N:16, Rest/binary>>, Sum) ->
-    checksum(Rest, Sum + N);
-checksum(<<>>, Sum) ->
-    fold(Sum).
-
-fold(Sum) when Sum > 16#ffff -> fold((Sum band 16#ffff) + (Sum bsr 16));
-fold(Sum) -> bnot Sum band 16#ffff.

@@ -434,7 +434,8 @@ ipv6_ping(_Config) ->
     ]),
     ?assertMatch({match, _}, re:run(addrs("cc-ping1"), "inet6 2001:db8:37::1 peer 2001:db8:37::2/128")),
     % the kernel adds the route to the peer once the address is ready
-    ok = wait_until(fun() -> re:run(ip("-6 route show dev cc-ping1"), "2001:db8:37::2 ") =/= nomatch end, 5000),
+    ok = tunctl_test_lib:wait(fun() -> re:run(ip("-6 route show dev cc-ping1"), "2001:db8:37::2 ") =/= nomatch end,
+                              5000, no_route_to_peer),
     Out2 = ping_through(P2P, "2001:db8:37::2"),
     ?assertMatch({match, _}, re:run(Out2, " 3 received")),
     {ok, Stats} = tuncer:stats(P2P),
@@ -451,7 +452,7 @@ filter_stats(_Config) ->
     ok = tuncer:up(Dev, "2001:db8:38::1", 64),
     {ok, Sock} = gen_udp:open(0, [binary, {ip, {198, 18, 38, 1}}, {active, false}]),
     % wait for the kernel's ICMPv6 to be filtered
-    ok = wait_until(fun() -> filtered(Dev) > 0 end, 10000),
+    ok = tunctl_test_lib:wait(fun() -> filtered(Dev) > 0 end, 10000, nothing_filtered),
     % and an echo request of ours
     _ = os:cmd("ping -6 -c 1 -W 1 2001:db8:38::2"),
     [ok = gen_udp:send(Sock, {198, 18, 38, 2}, 4242, <<N>>) || N <- lists:seq(1, 5)],
@@ -652,18 +653,6 @@ quiet(Dev, Ms) ->
     receive
         {tuntap, Dev, _} = M -> [M | quiet(Dev, Ms)]
     after Ms -> []
-    end.
-
-wait_until(Fun, Ms) when Ms =< 0 ->
-    ?assert(Fun()),
-    ok;
-wait_until(Fun, Ms) ->
-    case Fun() of
-        true ->
-            ok;
-        false ->
-            timer:sleep(50),
-            wait_until(Fun, Ms - 50)
     end.
 
 filtered(Dev) ->

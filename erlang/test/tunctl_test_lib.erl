@@ -176,7 +176,9 @@ reflect(<<4:4, IHL:4, Head:8/binary, 17, Csum:16, Src:4/binary, Dst:4/binary, Re
 udp4({A, B, C, D}, {E, F, G, H}, SPort, DPort, Payload) ->
     Len = 28 + byte_size(Payload),
     Header = <<16#45, 0, Len:16, 0:16, 0:16, 64, 17, 0:16, A, B, C, D, E, F, G, H>>,
-    Sum = lists:sum([W || <<W:16>> <= Header]),
-    Csum = 16#ffff - ((Sum band 16#ffff) + (Sum bsr 16)),
+    Csum = bnot fold(lists:sum([W || <<W:16>> <= Header])) band 16#ffff,
     <<Pre:10/binary, 0:16, Post/binary>> = Header,
     <<Pre/binary, Csum:16, Post/binary, SPort:16, DPort:16, (Len - 20):16, 0:16, Payload/binary>>.
+
+fold(Sum) when Sum > 16#ffff -> fold((Sum band 16#ffff) + (Sum bsr 16));
+fold(Sum) -> Sum.
