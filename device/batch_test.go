@@ -6,38 +6,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tunctl/tunctl/portproto/porttest/udpswap"
 	"golang.org/x/sys/unix"
 )
 
 // udp4 is an IPv4 UDP datagram 198.18.0.2:9000 -> 198.18.0.1:40000 with
-// IP ID id, the payload, DF set and both checksums valid.
+// IP ID id, DF set and valid checksums.
 func udp4(id uint16, payload string) []byte {
-	p := make([]byte, 28+len(payload))
-	copy(p, []byte{0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1, 0x23, 0x28, 0x9c, 0x40})
-	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
-	binary.BigEndian.PutUint16(p[4:], id)
-	binary.BigEndian.PutUint16(p[24:], uint16(len(p)-20))
-	copy(p[28:], payload)
-	binary.BigEndian.PutUint16(p[10:], ^fold16(p[:20], 0))
-	ps := uint32(0x11) + uint32(len(p)-20)
-	for i := 12; i < 20; i += 2 {
-		ps += uint32(binary.BigEndian.Uint16(p[i:]))
-	}
-	binary.BigEndian.PutUint16(p[26:], ^fold16(p[20:], ps))
-	return p
-}
-
-func fold16(b []byte, s uint32) uint16 {
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
+	return udpswap.Build4([4]byte{198, 18, 0, 2}, [4]byte{198, 18, 0, 1}, 9000, 40000, id, []byte(payload))
 }
 
 // seqTun is a Tun with the port's own virtio-net header over one end of a
