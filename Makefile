@@ -62,7 +62,7 @@ check-gosrc: $(PORT)
 	done; echo "check-gosrc: $(PORT) depends on every package it is built from"
 
 test-go:
-	$(GO) test -count=1 -race ./etf/... ./portproto/... ./device/... ./sandbox/... ./policy/... ./gro/... ./cmd/...
+	CGO_ENABLED=1 $(GO) test -count=1 -race ./etf/... ./portproto/... ./device/... ./sandbox/... ./policy/... ./gro/... ./cmd/...
 
 test-go-integration:
 	TUNCTL_REQUIRE_NETNS=1 $(INNS) $(GO) test -count=1 -v ./test/... 2>&1 | grep -Ev '^(=== RUN|=== PAUSE|=== CONT)' ; exit $${PIPESTATUS[0]}
