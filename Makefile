@@ -73,6 +73,7 @@ fuzz-short:
 	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzParseSendv$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./portproto -run '^$$' -fuzz '^FuzzHandle$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./gro -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME)
 
 # make fuzz FUZZTIME=10m
 fuzz: FUZZTIME = 2m
