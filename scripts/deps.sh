@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install what building and testing tunctl needs on a Debian machine:
-# Debian's Erlang/OTP and rebar3, iproute2, ping, setcap, gcc and iperf3 (make
-# bench), and the Go modules.
+# Debian's Erlang/OTP and rebar3, iproute2, ping, setcap, gcc (go test -race,
+# make bench's C reference), iperf3 (make bench), and the Go modules.
 # Idempotent: installs only what is missing.
 set -eu
 pkgs="erlang-nox erlang-dev erlang-common-test erlang-eunit erlang-dialyzer erlang-tools erlang-edoc rebar3 iproute2 iputils-ping libcap2-bin util-linux procps elixir git iperf3 gcc libc6-dev"
