@@ -368,7 +368,9 @@ send(_, _) ->
 
 %% @doc Write several packets, in order, as one request: the same as
 %% `send/2' on each, but the whole list reaches the port at once (few
-%% frames, one `write(2)' per packet). If any packet is larger than 65551
+%% frames; on a TUN device it created, the port writes each run of UDP
+%% datagrams of one flow as one UDP GSO super-packet, which the kernel
+%% splits back into the same datagrams). If any packet is larger than 65551
 %% bytes none is sent and `{error, emsgsize}' is returned; if the kernel
 %% would refuse any (as `send/2''s `{error, einval}'), none is sent and
 %% `{error, einval}' is returned; anything but a list of iodata raises
@@ -382,13 +384,16 @@ send(_, _) ->
 -spec sendv(dev(), [iodata()]) -> ok | {error, emsgsize | einval}.
 sendv(Dev, Packets) when is_pid(Dev), is_list(Packets) ->
     Sized = [{tunctl_opts:packet_size(P), P} || P <- Packets],
-    case lists:any(fun({N, _}) -> N > ?MAX_PACKET end, Sized) of
+    case too_big(Sized) of
         true -> {error, emsgsize};
         false when Sized =:= [] -> ok;
         false -> tunctl_device:sendv(Dev, Sized)
     end;
 sendv(_, _) ->
     erlang:error(badarg).
+
+too_big([{N, _} | Sized]) -> N > ?MAX_PACKET orelse too_big(Sized);
+too_big([]) -> false.
 
 %% @doc Read a packet from a passive device.
 %% @equiv recv(Dev, 65551)

@@ -106,18 +106,19 @@ call(Dev, Request, Wait) ->
 %% node that is gone exits the caller with `noproc', as a call would.
 -spec send(pid(), non_neg_integer(), iodata()) -> ok | {error, einval}.
 send(Dev, Size, Data) ->
-    queue(Dev, [{Size, Data}], {?SEND, Size, Data}, fun() -> {tuncer, send, [Dev, Data]} end).
+    queue(Dev, [{Size, Data}], {?SEND, Size, Data}).
 
 %% @doc Queue packets to write, each with its size, in order (asynchronous),
 %% with `send/3''s checks: if the kernel would refuse any, none is queued.
 -spec sendv(pid(), [{non_neg_integer(), iodata()}]) -> ok | {error, einval}.
 sendv(Dev, Packets) ->
-    queue(Dev, Packets, {?SENDV, Packets}, fun() -> {tuncer, sendv, [Dev, [P || {_, P} <- Packets]]} end).
+    queue(Dev, Packets, {?SENDV, Packets}).
 
-queue(Dev, Packets, Msg, Call) when node(Dev) =:= node() ->
+% No fun is made per call: this runs for every packet sent.
+queue(Dev, Packets, Msg) when node(Dev) =:= node() ->
     case tunctl_registry:flags(Dev) of
         {ok, Flags} ->
-            case lists:all(fun({Size, Data}) -> tunctl_opts:frame_check(Flags, Size, Data) =:= ok end, Packets) of
+            case frames_ok(Flags, Packets) of
                 true ->
                     Dev ! Msg,
                     ok;
@@ -125,12 +126,20 @@ queue(Dev, Packets, Msg, Call) when node(Dev) =:= node() ->
                     {error, einval}
             end;
         error ->
-            % the exit reason a gen_server call would give, built only now
-            exit({noproc, Call()})
+            exit({noproc, gone_call(Dev, Msg)})
     end;
-queue(Dev, _Packets, Msg, _Call) ->
+queue(Dev, _Packets, Msg) ->
     Dev ! Msg,
     ok.
+
+frames_ok(Flags, [{Size, Data} | Packets]) ->
+    tunctl_opts:frame_check(Flags, Size, Data) =:= ok andalso frames_ok(Flags, Packets);
+frames_ok(_Flags, []) ->
+    true.
+
+% The exit reason a gen_server call to the gone device would give.
+gone_call(Dev, {?SEND, _Size, Data}) -> {tuncer, send, [Dev, Data]};
+gone_call(Dev, {?SENDV, Packets}) -> {tuncer, sendv, [Dev, [P || {_, P} <- Packets]]}.
 
 %% @doc The old owner moved its mailbox (`controlling_process/2'):
 %% deliveries resume.
