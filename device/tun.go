@@ -135,7 +135,7 @@ func (t *Tun) Write(p []byte) (int, error) {
 	if t.vnet {
 		t.iov[0] = iovec(noVnetHdr[:])
 		t.iov[1] = iovec(p)
-		n, err := t.writev(2)
+		n, err := t.vectored(unix.SYS_WRITEV, 2)
 		return max(n-gro.VnetHdrLen, 0), err
 	}
 	for {
@@ -154,17 +154,17 @@ func (t *Tun) Write(p []byte) (int, error) {
 // the kernel splits back into the same datagrams: one write(2) for up to
 // gro.MaxSegments of them. A super-packet the kernel refuses is written
 // again one datagram at a time, so each gets its own error; EINVAL (a
-// kernel without UDP segmentation, before Linux 4.18) turns merging off
-// for the device.
+// kernel whose virtio-net header has no UDP segmentation, before Linux
+// 6.2) turns merging off for the device.
 func (t *Tun) WriteBatch(pkts [][]byte, errs []error) {
 	for i := 0; i < len(pkts); {
 		if t.gso {
-			if n, hl, skip := gro.Plan(&t.hdr, pkts[i:]); n >= 2 {
-				t.iov[0] = iovec(t.hdr[:hl])
+			if n, hl := gro.Plan(&t.hdr, pkts[i:]); n >= 2 {
+				t.iov[0] = iovec(t.hdr[:gro.VnetHdrLen+hl])
 				for j := 0; j < n; j++ {
-					t.iov[j+1] = iovec(pkts[i+j][skip:])
+					t.iov[j+1] = iovec(pkts[i+j][hl:])
 				}
-				_, err := t.writev(n + 1)
+				_, err := t.vectored(unix.SYS_WRITEV, n+1)
 				if err == nil {
 					clear(errs[i : i+n])
 					i += n
@@ -184,20 +184,18 @@ func (t *Tun) WriteBatch(pkts [][]byte, errs []error) {
 	}
 }
 
-// Merging reports whether WriteBatch merges datagrams on this device.
-func (t *Tun) Merging() bool { return t.gso }
-
 func iovec(b []byte) unix.Iovec {
 	v := unix.Iovec{Base: unsafe.SliceData(b)}
 	v.SetLen(len(b))
 	return v
 }
 
-// writev writes t.iov[:n] with one writev(2), then drops the references.
-func (t *Tun) writev(n int) (int, error) {
+// vectored runs readv(2) or writev(2) (trap) on t.iov[:n], retrying on
+// EINTR, then drops the references to the buffers.
+func (t *Tun) vectored(trap uintptr, n int) (int, error) {
 	defer clear(t.iov[:n])
 	for {
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), uintptr(n))
+		r, _, e := unix.Syscall(trap, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), uintptr(n))
 		if e == unix.EINTR {
 			continue
 		}
@@ -214,20 +212,14 @@ func (t *Tun) writev(n int) (int, error) {
 func (t *Tun) readVnet(p []byte) (int, error) {
 	t.iov[0] = iovec(t.hdr[:gro.VnetHdrLen])
 	t.iov[1] = iovec(p)
-	defer clear(t.iov[:2])
-	for {
-		r, _, e := unix.Syscall(unix.SYS_READV, uintptr(t.fd), uintptr(unsafe.Pointer(&t.iov[0])), 2)
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		if int(r) < gro.VnetHdrLen {
-			return 0, unix.EIO
-		}
-		return int(r) - gro.VnetHdrLen, nil
+	n, err := t.vectored(unix.SYS_READV, 2)
+	if err != nil {
+		return 0, err
 	}
+	if n < gro.VnetHdrLen {
+		return 0, unix.EIO
+	}
+	return n - gro.VnetHdrLen, nil
 }
 
 // SetPersist sets or clears TUNSETPERSIST.
@@ -256,7 +248,9 @@ const (
 // so does SetOffload on a device whose virtio-net header is OpenAs's own.
 func (t *Tun) SetOffload(flags uint) error {
 	if t.vnet && flags != 0 {
-		return opErr("TUNSETOFFLOAD", unix.EINVAL) // see Ioctl
+		// offloads need a virtio-net header the caller handles; this
+		// one is Tun's own (OpenAs)
+		return opErr("TUNSETOFFLOAD", unix.EINVAL)
 	}
 	return opErr("TUNSETOFFLOAD", unix.IoctlSetInt(t.fd, unix.TUNSETOFFLOAD, int(flags)))
 }

@@ -53,10 +53,8 @@ func (t *Tun) Ioctl(req uint32, val uint64, arg []byte, isBytes bool) ([]byte, e
 			}
 			val = uint64(binary.NativeEndian.Uint32(arg))
 		}
-		if req == unix.TUNSETOFFLOAD && t.vnet && val != 0 {
-			// offloads need a virtio-net header the caller handles;
-			// this one is Tun's own (OpenAs)
-			return nil, opErr(spec.Name, unix.EINVAL)
+		if req == unix.TUNSETOFFLOAD {
+			return nil, t.SetOffload(uint(val)) // its rule for OpenAs's own header
 		}
 		return nil, opErr(spec.Name, rawIoctl(t.fd, req, uintptr(val)))
 	}

@@ -55,23 +55,23 @@ const (
 
 // Plan looks at the IP packets pkts (TUN framing: no link header, no
 // packet information) and returns how many leading ones, n, can be written
-// as one UDP GSO super-packet. When n >= 2 it has written into hdr the
-// virtio-net header and the super-packet's IP and UDP headers, hdrLen bytes
-// in all, and each of the n packets contributes its bytes from skip on: the
-// super-packet is hdr[:hdrLen] followed by pkts[i][skip:] for i < n. When n
-// < 2 nothing can be merged and hdr is unspecified.
-func Plan(hdr *[HdrBufLen]byte, pkts [][]byte) (n, hdrLen, skip int) {
+// as one UDP GSO super-packet, and hl, the length of their IP and UDP
+// headers. When n >= 2 it has written into hdr the virtio-net header and
+// the super-packet's IP and UDP headers: the super-packet is
+// hdr[:VnetHdrLen+hl] followed by pkts[i][hl:] for i < n. When n < 2
+// nothing can be merged and hdr is unspecified.
+func Plan(hdr *[HdrBufLen]byte, pkts [][]byte) (n, hl int) {
 	if len(pkts) < 2 {
-		return 0, 0, 0
+		return 0, 0
 	}
 	first := pkts[0]
 	hl, ok := headerLen(first)
 	if !ok {
-		return 0, 0, 0
+		return 0, 0
 	}
 	seg := len(first) - hl
 	if seg == 0 {
-		return 0, 0, 0
+		return 0, 0
 	}
 	total := len(first)
 	fixedID := false
@@ -93,10 +93,10 @@ func Plan(hdr *[HdrBufLen]byte, pkts [][]byte) (n, hdrLen, skip int) {
 		}
 	}
 	if n < 2 || !valid(first, hl) {
-		return 0, 0, 0
+		return 0, 0
 	}
 	writeHeader(hdr, first, hl, seg, total)
-	return n, VnetHdrLen + hl, hl
+	return n, hl
 }
 
 // headerLen returns the length of the IP and UDP headers of a packet Plan

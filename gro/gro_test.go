@@ -184,10 +184,10 @@ func TestPlanRoundTrips(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var hdr [HdrBufLen]byte
-			n, hdrLen, skip := Plan(&hdr, pkts)
+			n, hl := Plan(&hdr, pkts)
 			want := min(len(pkts), MaxSegments)
 			require.Equal(t, want, n)
-			segs := segment(t, hdr[:hdrLen], pkts[:n], skip)
+			segs := segment(t, hdr[:VnetHdrLen+hl], pkts[:n], hl)
 			require.Len(t, segs, n)
 			if name == "v4 DF fixed id" {
 				renumber(pkts)
@@ -272,7 +272,7 @@ func TestPlanStopsAtWhatCannotMerge(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var hdr [HdrBufLen]byte
-			n, _, _ := Plan(&hdr, c.pkts)
+			n, _ := Plan(&hdr, c.pkts)
 			if c.n < 2 {
 				assert.Less(t, n, 2)
 			} else {
@@ -336,11 +336,11 @@ func FuzzPlan(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b, c []byte) {
 		pkts := [][]byte{a, b, c}
 		var hdr [HdrBufLen]byte
-		n, hdrLen, skip := Plan(&hdr, pkts)
+		n, hl := Plan(&hdr, pkts)
 		if n < 2 {
 			return
 		}
-		segs := segment(t, hdr[:hdrLen], pkts[:n], skip)
+		segs := segment(t, hdr[:VnetHdrLen+hl], pkts[:n], hl)
 		require.Len(t, segs, n)
 		want := make([][]byte, n)
 		for i := range want {
