@@ -17,7 +17,7 @@ import (
 // devices and links (porttest), and speaks to it through a porttest.Client.
 type harness struct {
 	*porttest.Client
-	batches []int // the lengths WriteBatch was called with (device "batched")
+	batches []int // the lengths WriteBatch was called with (device "batched"), under mu
 	t       *testing.T
 	in      *os.File // the client's end of the server's stdin
 	links   *porttest.FakeLinks

@@ -375,17 +375,18 @@ func (s *Server) handle(frame []byte) {
 	r := decodeRequest(frame)
 	switch r.kind {
 	case reqSend:
-		s.send(r.ref, r.pkt)
+		s.send(r.ref, s.devs[r.ref], r.pkt)
 		return
 	case reqSendv:
+		d := s.devs[r.ref] // once per frame, not per packet
 		elems := r.elems
 		for i := 0; i < r.n; i++ {
 			var pkt []byte
 			pkt, elems, _ = NextPacket(elems)
-			s.send(r.ref, pkt)
+			s.send(r.ref, d, pkt)
 		}
 		for _, p := range r.pkts {
-			s.send(r.ref, p)
+			s.send(r.ref, d, p)
 		}
 		return
 	}
@@ -419,10 +420,9 @@ func (s *Server) call(id etf.Term, name string, args []etf.Term) {
 	s.emit(etf.Tuple(etf.Atom("reply"), id, res))
 }
 
-// send queues one packet for the device (flushTx writes it), or answers
-// {tuntap_error, Ref, _} for it, after the packets queued before it.
-func (s *Server) send(ref int32, pkt []byte) {
-	d := s.devs[ref]
+// send queues one packet for device d, Ref's (flushTx writes it), or
+// answers {tuntap_error, Ref, _} for it, after the packets queued before it.
+func (s *Server) send(ref int32, d *devState, pkt []byte) {
 	switch {
 	case d == nil:
 		s.flushTx()
