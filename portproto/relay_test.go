@@ -26,6 +26,19 @@ func relayTo(t *testing.T, name []byte, nonce []byte, fd int) int {
 	return c
 }
 
+// handOver offers the port one end of a new socket pair at the relay's
+// rendezvous name, with nonce, as tunctl_fds does; it returns the other
+// end (the user's). Both sockets are closed when the test ends.
+func handOver(t *testing.T, name, nonce []byte) int {
+	t.Helper()
+	pair := seqpair(t) // [0]: the user's end, [1]: the port's
+	t.Cleanup(func() { unix.Close(pair[0]) })
+	c := relayTo(t, name, nonce, pair[1])
+	unix.Close(pair[1])
+	t.Cleanup(func() { unix.Close(c) })
+	return pair[0]
+}
+
 func seqpair(t *testing.T) [2]int {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -58,18 +71,9 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 
 	// A stranger connects first, with a wrong nonce and a descriptor of
 	// its own: it must neither win nor leave the descriptor in the port.
-	stranger := seqpair(t)
-	defer unix.Close(stranger[0])
-	sc := relayTo(t, name, []byte("0123456789abcdefXX"), stranger[1])
-	unix.Close(stranger[1])
-	defer unix.Close(sc)
-
-	pair := seqpair(t) // [0]: the user's end, [1]: the port's
-	defer unix.Close(pair[0])
+	stranger := handOver(t, name, []byte("0123456789abcdefXX"))
 	nonce := []byte("0123456789abcdef")
-	c := relayTo(t, name, nonce, pair[1])
-	unix.Close(pair[1])
-	defer unix.Close(c)
+	user := handOver(t, name, nonce)
 	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
 	kern := h.dev(0).Peer
 
@@ -85,18 +89,18 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay"), 1, true)))
 
 	// The stranger's descriptor was closed by the port: its peer sees EOF.
-	assert.Empty(t, recvTimeout(t, stranger[0]))
+	assert.Empty(t, recvTimeout(t, stranger))
 
 	// device -> relay, one packet per message
 	for _, p := range []string{"frame-one", "frame-two"} {
 		_, err := unix.Write(kern, []byte(p))
 		require.NoError(t, err)
 	}
-	assert.Equal(t, "frame-one", string(recvTimeout(t, pair[0])))
-	assert.Equal(t, "frame-two", string(recvTimeout(t, pair[0])))
+	assert.Equal(t, "frame-one", string(recvTimeout(t, user)))
+	assert.Equal(t, "frame-two", string(recvTimeout(t, user)))
 
 	// relay -> device
-	_, err = unix.Write(pair[0], []byte("to-the-kernel"))
+	_, err = unix.Write(user, []byte("to-the-kernel"))
 	require.NoError(t, err)
 	assert.Equal(t, "to-the-kernel", string(recvTimeout(t, kern)))
 
@@ -115,7 +119,7 @@ func TestRelayHandOverAndTraffic(t *testing.T) {
 
 	// close: the user's end reads end-of-file
 	assert.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("close"), 1)))
-	assert.Empty(t, recvTimeout(t, pair[0]))
+	assert.Empty(t, recvTimeout(t, user))
 }
 
 func TestRelayAcceptRefusals(t *testing.T) {
@@ -172,12 +176,8 @@ func TestRelayFullLosesNothing(t *testing.T) {
 	unwrapOK(t, h.Call(etf.Tuple(etf.Atom("open"), 1, []byte("r2"), etf.List(etf.Atom("tap")))))
 	tu, _ := etf.TaggedTuple(h.Call(etf.Tuple(etf.Atom("relay_listen"), 1)), "ok", 2)
 	name, _ := etf.AsBinary(tu[1])
-	pair := seqpair(t)
-	defer unix.Close(pair[0])
 	nonce := []byte("0123456789abcdef")
-	c := relayTo(t, name, nonce, pair[1])
-	unix.Close(pair[1])
-	defer unix.Close(c)
+	user := handOver(t, name, nonce)
 	require.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay_accept"), 1, nonce)))
 	require.Equal(t, ok, h.Call(etf.Tuple(etf.Atom("relay"), 1, true)))
 
@@ -198,7 +198,7 @@ func TestRelayFullLosesNothing(t *testing.T) {
 	}()
 	time.Sleep(200 * time.Millisecond) // the relay fills meanwhile
 	for i := 0; i < count; i++ {
-		got := recvTimeout(t, pair[0])
+		got := recvTimeout(t, user)
 		require.Len(t, got, size)
 		require.Equal(t, uint32(i), binary.BigEndian.Uint32(got), "packet %d", i)
 	}
